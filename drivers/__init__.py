@@ -1,0 +1,1 @@
+"""Instrument, NVMe, DIMM and workload drivers, and the transports they talk through."""

@@ -1,0 +1,124 @@
+"""Capabilities the engine, the actions and the plans know; drivers implement them.
+
+Every driver receives an open transport and exposes one or more of these protocols. The
+engine never asks which model or which transport is behind a capability.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from drivers.nvme.structures import IdentifyController, SmartLog
+
+
+@runtime_checkable
+class Instrument(Protocol):
+    """Anything on the station that has an identity and a safe state."""
+
+    address: str
+
+    def identify(self) -> str:
+        """Return the instrument's identity (`*IDN?` four-field string or equivalent)."""
+        ...
+
+    def safe_state(self) -> None:
+        """Put the instrument in its safe state (outputs off, chamber to ambient)."""
+        ...
+
+    def close(self) -> None:
+        """Release the transport."""
+        ...
+
+
+@runtime_checkable
+class PowerSupply(Instrument, Protocol):
+    """A programmable multi-channel DC supply."""
+
+    channels: tuple[int, ...]
+
+    def set_voltage(self, channel: int, volts: float) -> None:
+        """Set a channel's output voltage."""
+        ...
+
+    def set_current_limit(self, channel: int, amps: float) -> None:
+        """Set a channel's current limit."""
+        ...
+
+    def set_output(self, channel: int, on: bool) -> None:
+        """Switch a channel's output on or off."""
+        ...
+
+    def measure_voltage(self, channel: int) -> float:
+        """Measure a channel's output voltage in volts."""
+        ...
+
+    def measure_current(self, channel: int) -> float:
+        """Measure a channel's output current in amperes."""
+        ...
+
+
+@runtime_checkable
+class ThermalChamber(Instrument, Protocol):
+    """A temperature chamber with a controlled air temperature."""
+
+    def set_temperature(self, temp_c: float) -> None:
+        """Set the air temperature setpoint and run to it."""
+        ...
+
+    def read_temperature(self) -> float:
+        """Measure the chamber air temperature in °C."""
+        ...
+
+    def read_setpoint(self) -> float:
+        """Return the active setpoint in °C."""
+        ...
+
+
+@runtime_checkable
+class Multimeter(Instrument, Protocol):
+    """A digital multimeter."""
+
+    def measure_dc_voltage(self) -> float:
+        """Measure DC voltage in volts."""
+        ...
+
+    def measure_dc_current(self) -> float:
+        """Measure DC current in amperes."""
+        ...
+
+
+@runtime_checkable
+class SlotPower(Instrument, Protocol):
+    """Per-DUT slot power: on, off, cycle, for power-off bakes and power-loss tests."""
+
+    def power_on(self, slot: int) -> None:
+        """Switch a slot on."""
+        ...
+
+    def power_off(self, slot: int) -> None:
+        """Switch a slot off."""
+        ...
+
+    def is_on(self, slot: int) -> bool:
+        """Return whether a slot is powered."""
+        ...
+
+
+@runtime_checkable
+class NvmeController(Protocol):
+    """An NVMe controller reached through a passthrough transport."""
+
+    address: str
+
+    def identify_controller(self) -> IdentifyController:
+        """Return the decoded Identify Controller data structure."""
+        ...
+
+    def smart_log(self) -> SmartLog:
+        """Return the decoded SMART / Health Information log page (LID 02h)."""
+        ...
+
+    def close(self) -> None:
+        """Release the transport."""
+        ...

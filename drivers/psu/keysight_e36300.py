@@ -1,0 +1,224 @@
+"""Keysight E36300 series triple-output bench supplies (E36311A, E36312A, E36313A).
+
+Dialect: Keysight E36300 Series Programming Guide (SCPI 1999.0). Every channel-scoped command
+names its output with a trailing channel list, `VOLT 12.0000,(@2)`, `MEAS:CURR? (@2)`, so no
+INSTrument:SELect state is shared between threads. `*IDN?` answers
+`Keysight Technologies,E36313A,<serial>,<firmware>`; `SYST:ERR?` answers `+0,"No error"`.
+
+Rated outputs (Keysight E36300 datasheet): E36313A 6 V/10 A, 25 V/2 A, 25 V/2 A (160 W);
+E36312A 6 V/5 A, 25 V/1 A, 25 V/1 A (80 W); E36311A 6 V/5 A, +25 V/1 A, -25 V/1 A (80 W).
+Values are validated against the rated ranges, not the slightly wider programming ranges the
+firmware accepts, so a plan can never ask for more than the datasheet guarantees.
+
+Every setting is followed by one `SYST:ERR?`: a round trip of a millisecond on LAN against
+settings made a few times per stage, and it turns a silently rejected setting (a -222 "Data
+out of range" the front panel would show) into an immediate InstrumentError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.errors import InstrumentError, ProtocolError
+from drivers.scpi import (
+    Reading,
+    Setting,
+    channel_list,
+    channel_range,
+    drain_errors,
+    encode_on_off,
+    known_channel,
+    parse_bool,
+    parse_float,
+)
+from drivers.transport.base import MessageTransport
+
+MANUFACTURERS = ("Keysight Technologies", "Agilent Technologies")
+
+
+@dataclass(frozen=True)
+class ChannelRating:
+    """One output's rated voltage span and maximum current."""
+
+    volts_low: float
+    volts_high: float
+    amps_max: float
+
+
+RATINGS: dict[str, dict[int, ChannelRating]] = {
+    "E36311A": {
+        1: ChannelRating(0.0, 6.0, 5.0),
+        2: ChannelRating(0.0, 25.0, 1.0),
+        # The E36311A's third output is the -25 V one (datasheet); programmed as a negative
+        # value like the E3631A's N25V output *(check against an E36311A)*.
+        3: ChannelRating(-25.0, 0.0, 1.0),
+    },
+    "E36312A": {
+        1: ChannelRating(0.0, 6.0, 5.0),
+        2: ChannelRating(0.0, 25.0, 1.0),
+        3: ChannelRating(0.0, 25.0, 1.0),
+    },
+    "E36313A": {
+        1: ChannelRating(0.0, 6.0, 10.0),
+        2: ChannelRating(0.0, 25.0, 2.0),
+        3: ChannelRating(0.0, 25.0, 2.0),
+    },
+}
+
+
+def _volts(value: float) -> str:
+    """Encode volts with 0.1 mV resolution, finer than the supply's programming resolution."""
+    return f"{value:.4f}"
+
+
+def _amps(value: float) -> str:
+    """Encode amperes with 0.1 mA resolution, finer than the supply's programming resolution."""
+    return f"{value:.4f}"
+
+
+class KeysightE36300:
+    """Drive one E36300-series supply through a message transport (VISA over LAN or USB)."""
+
+    def __init__(self, transport: MessageTransport, model: str = "E36313A") -> None:
+        if model not in RATINGS:
+            raise ValueError(f"unknown E36300 model {model!r}; known: {sorted(RATINGS)}")
+        self._transport = transport
+        self.address = transport.address
+        self.model = model
+        ratings = RATINGS[model]
+        self.channels: tuple[int, ...] = tuple(sorted(ratings))
+        owner = f"{model} at {self.address}"
+        is_channel = known_channel(self.channels, owner)
+        self.settings: dict[str, Setting[Any]] = {
+            "voltage": Setting(
+                "VOLT {value},(@{channel})",
+                "Set a channel's output voltage in volts.",
+                channel_range(
+                    {ch: (r.volts_low, r.volts_high) for ch, r in ratings.items()},
+                    "voltage",
+                    "V",
+                    owner,
+                ),
+                _volts,
+            ),
+            "current_limit": Setting(
+                "CURR {value},(@{channel})",
+                "Set a channel's current limit in amperes.",
+                channel_range(
+                    {ch: (0.0, r.amps_max) for ch, r in ratings.items()},
+                    "current limit",
+                    "A",
+                    owner,
+                ),
+                _amps,
+            ),
+            "output": Setting(
+                "OUTP {value},(@{channel})",
+                "Control a channel's output relay: ON or OFF.",
+                is_channel,
+                encode_on_off,
+            ),
+        }
+        self.readings: dict[str, Reading[Any]] = {
+            "voltage": Reading(
+                "MEAS:VOLT? (@{channel})",
+                "Measure a channel's output voltage in volts.",
+                parse_float,
+            ),
+            "current": Reading(
+                "MEAS:CURR? (@{channel})",
+                "Measure a channel's output current in amperes.",
+                parse_float,
+            ),
+            "voltage_setpoint": Reading(
+                "VOLT? (@{channel})", "Get a channel's programmed voltage in volts.", parse_float
+            ),
+            "current_limit": Reading(
+                "CURR? (@{channel})",
+                "Get a channel's programmed current limit in amperes.",
+                parse_float,
+            ),
+            "output": Reading("OUTP? (@{channel})", "Get whether a channel's output is on.", parse_bool),
+        }
+        self._is_channel = is_channel
+
+    def identify(self) -> str:
+        """Return the `*IDN?` string after checking it names this driver's model."""
+        reply = self._transport.query("*IDN?").strip()
+        fields = [field.strip() for field in reply.split(",")]
+        if len(fields) != 4:
+            raise ProtocolError(self.address, f"*IDN? reply is not four fields: {reply!r}")
+        manufacturer, model = fields[0], fields[1]
+        if manufacturer not in MANUFACTURERS:
+            raise ProtocolError(self.address, f"not a Keysight supply: {reply!r}")
+        if model != self.model:
+            raise ProtocolError(self.address, f"configured as {self.model} but the instrument is {model}")
+        return reply
+
+    def reset(self) -> None:
+        """Reset to the power-on state (outputs off) and clear the status and error queue."""
+        self._transport.write("*RST")
+        self._transport.write("*CLS")
+
+    def safe_state(self) -> None:
+        """Switch every output off with one command, then check it was accepted."""
+        command = f"OUTP OFF,{channel_list(self.channels)}"
+        self._transport.write(command)
+        self._check_errors(command)
+
+    def close(self) -> None:
+        """Release the transport."""
+        self._transport.close()
+
+    def set_voltage(self, channel: int, volts: float) -> None:
+        """Set a channel's output voltage in volts."""
+        self._apply("voltage", volts, channel)
+
+    def set_current_limit(self, channel: int, amps: float) -> None:
+        """Set a channel's current limit in amperes."""
+        self._apply("current_limit", amps, channel)
+
+    def set_output(self, channel: int, on: bool) -> None:
+        """Switch a channel's output on or off."""
+        self._apply("output", bool(on), channel)
+
+    def measure_voltage(self, channel: int) -> float:
+        """Measure a channel's output voltage in volts."""
+        return float(self._read("voltage", channel))
+
+    def measure_current(self, channel: int) -> float:
+        """Measure a channel's output current in amperes."""
+        return float(self._read("current", channel))
+
+    def voltage_setpoint(self, channel: int) -> float:
+        """Return a channel's programmed voltage in volts."""
+        return float(self._read("voltage_setpoint", channel))
+
+    def current_limit(self, channel: int) -> float:
+        """Return a channel's programmed current limit in amperes."""
+        return float(self._read("current_limit", channel))
+
+    def output_on(self, channel: int) -> bool:
+        """Return whether a channel's output is on."""
+        return bool(self._read("output", channel))
+
+    def _apply(self, name: str, value: float | bool, channel: int) -> None:
+        """Render a declared setting (validating it first), send it, check the error queue."""
+        setting = self.settings[name]
+        command = setting.render(value, channel)
+        self._transport.write(command)
+        self._check_errors(command)
+
+    def _read(self, name: str, channel: int) -> Any:
+        """Query a declared reading for a channel and parse the reply."""
+        self._is_channel(None, channel)
+        reading = self.readings[name]
+        reply = self._transport.query(reading.render(channel))
+        return reading.decode(reply, self.address)
+
+    def _check_errors(self, command: str) -> None:
+        """Raise InstrumentError if the supply queued errors after `command`."""
+        errors = drain_errors(self._transport.query, self.address)
+        if errors:
+            raise InstrumentError(self.address, f"{command!r} rejected: {'; '.join(errors)}")

@@ -1,0 +1,5 @@
+"""Run the CLI as `python -m qualify`."""
+
+from qualify.cli import main
+
+main()

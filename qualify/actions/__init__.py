@@ -1,0 +1,1 @@
+"""Actions that plans name: what a step does on a DUT or the station."""

@@ -1,0 +1,268 @@
+"""Typer application: each command parses arguments, calls one library function, prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from qualify import __version__
+from qualify.errors import EXIT_BAD_INPUT, InputError, QualifyError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="qualify",
+    help="Qualify DDR5 RDIMMs and NVMe SSDs: run plans on a station or the simulated lab, "
+    "keep results in SQLite, and write qualification reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+plans_app = typer.Typer(help="The plan library.", no_args_is_help=True)
+results_app = typer.Typer(help="Browse recorded runs.", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+app.add_typer(results_app, name="results")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="SQLite results database (default: $QUALIFY_DB or ./qualify.db)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def default_db(db: Path | None) -> Path:
+    """Return the database path: the option, else $QUALIFY_DB, else ./qualify.db."""
+    if db is not None:
+        return db
+    return Path(os.environ.get("QUALIFY_DB", "qualify.db"))
+
+
+def friendly(func: F) -> F:
+    """Turn QualifyError into one message on stderr and its exit code; never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except QualifyError as exc:
+            lines = exc.all_lines() if isinstance(exc, InputError) else [str(exc)]
+            for line in lines:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@app.command()
+@friendly
+def run(
+    plan: Annotated[str, typer.Argument(help="Plan file, or the name of a library plan.")],
+    pytest_args: Annotated[
+        list[str] | None,
+        typer.Argument(help="Arguments for pytest, after `--` (e.g. -- -x -k hot)."),
+    ] = None,
+    station: Annotated[Path | None, typer.Option("--station", help="Station file.")] = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Run on the shipped simulated lab.")] = False,
+    db: DbOption = None,
+    lot: Annotated[str | None, typer.Option("--lot", help="Lot id the DUTs belong to.")] = None,
+    dut: Annotated[
+        list[str] | None, typer.Option("--dut", help="Run only this DUT serial (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 0,
+    report: Annotated[Path | None, typer.Option("--report", help="Where to write the HTML report.")] = None,
+    operator: Annotated[str | None, typer.Option("--operator", help="Who runs it.")] = None,
+) -> None:
+    """Run a plan on a station and write its report.
+
+    Example: qualify run station_smoke --sim --lot L1 -- -x
+    """
+    from qualify.engine.run import RunOptions
+    from qualify.plans.library import find_plan
+    from qualify.resources import sim_station_path
+
+    if (station is None) == (not sim):
+        raise InputError("give exactly one of --station FILE or --sim")
+    station_path = sim_station_path() if sim else station
+    assert station_path is not None
+    if not station_path.is_file():
+        raise InputError("station file not found", file=str(station_path))
+    options = RunOptions(
+        plan_path=str(find_plan(plan)),
+        station_path=str(station_path),
+        db_path=str(default_db(db)),
+        seed=seed,
+        lot=lot,
+        operator=operator,
+        duts=list(dut or []),
+        report_path=str(report) if report else None,
+    )
+    from qualify.engine.session import start_and_run
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    code = start_and_run(options, list(pytest_args or []), echo=typer.echo)
+    raise typer.Exit(code)
+
+
+@app.command()
+@friendly
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue (a unique prefix will do).")],
+    db: DbOption = None,
+) -> None:
+    """Continue an interrupted run from its last checkpoint.
+
+    Example: qualify resume 3f2a9c
+    """
+    from qualify.engine.session import resume_and_run
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    raise typer.Exit(resume_and_run(run_id, str(default_db(db)), echo=typer.echo))
+
+
+@app.command()
+def validate(plans: Annotated[list[Path], typer.Argument(help="Plan files to check.")]) -> None:
+    """Check plans: schema, actions, parameters and limits; every error with file, key and line.
+
+    Example: qualify validate test_plans/common/*.yaml
+    """
+    from qualify.engine.checks import check_actions
+    from qualify.plans.loader import load_plan
+
+    bad = 0
+    for path in plans:
+        try:
+            check_actions(load_plan(path))
+        except InputError as exc:
+            bad += 1
+            for line in exc.all_lines():
+                typer.echo(f"error: {line}", err=True)
+        else:
+            typer.echo(f"ok: {path}")
+    raise typer.Exit(EXIT_BAD_INPUT if bad else 0)
+
+
+@plans_app.command("list")
+@friendly
+def plans_list(json_out: JsonOption = False) -> None:
+    """List the shipped plans.
+
+    Example: qualify plans list
+    """
+    from qualify.plans.library import list_plans
+
+    entries = list_plans()
+    if json_out:
+        typer.echo(json.dumps([{**e.__dict__, "path": str(e.path)} for e in entries], indent=2))
+        return
+    for e in entries:
+        typer.echo(f"{e.name:28} {e.version:8} {e.applies_to:8} {e.description}")
+
+
+@plans_app.command("show")
+@friendly
+def plans_show(name: Annotated[str, typer.Argument(help="Plan name or file.")]) -> None:
+    """Print a plan's file.
+
+    Example: qualify plans show station_smoke
+    """
+    from qualify.plans.library import find_plan
+
+    typer.echo(find_plan(name).read_text(encoding="utf-8"), nl=False)
+
+
+@plans_app.command("schema")
+def plans_schema() -> None:
+    """Print the JSON Schema of the plan format.
+
+    Example: qualify plans schema > plan.schema.json
+    """
+    from qualify.plans.library import plan_schema
+
+    typer.echo(plan_schema())
+
+
+@results_app.command("list")
+@friendly
+def results_list(
+    db: DbOption = None,
+    lot: Annotated[str | None, typer.Option("--lot", help="Only this lot.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List recorded runs, newest first.
+
+    Example: qualify results list --lot L1
+    """
+    from qualify.results import list_runs
+
+    runs = list_runs(default_db(db), lot=lot)
+    if json_out:
+        typer.echo(json.dumps(runs, indent=2))
+        return
+    for r in runs:
+        typer.echo(
+            f"{r['id'][:8]}  {r['started_at']}  {r['status']:9} {r['plan']:24} "
+            f"lot={r['lot'] or '-':8} DUTs {r['duts']} pass {r['passed']} fail {r['failed']}"
+        )
+
+
+@results_app.command("show")
+@friendly
+def results_show(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show one run: provenance, DUT verdicts, failing steps and criteria.
+
+    Example: qualify results show 3f2a9c --json
+    """
+    from qualify.results import format_run, run_summary
+
+    summary = run_summary(default_db(db), run_id)
+    typer.echo(json.dumps(summary, indent=2) if json_out else format_run(summary))
+
+
+@app.command("report")
+@friendly
+def report_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
+    db: DbOption = None,
+) -> None:
+    """Write the qualification report of a run as one self-contained HTML file.
+
+    Example: qualify report 3f2a9c -o report.html
+    """
+    from qualify.report.render import write_run_report
+
+    path = write_run_report(default_db(db), run_id, output)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def version() -> None:
+    """Print qualify's version.
+
+    Example: qualify version
+    """
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Run the CLI."""
+    app(prog_name="qualify")
+
+
+if __name__ == "__main__":
+    main()

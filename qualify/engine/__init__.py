@@ -1,0 +1,1 @@
+"""The engine: runs plan items across DUTs, judges, records and checkpoints."""

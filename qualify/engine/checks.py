@@ -1,0 +1,107 @@
+"""Check a plan against the action registry and a station's safe operating limits."""
+
+from __future__ import annotations
+
+from qualify.actions.registry import get_action
+from qualify.errors import InputError
+from qualify.plans.loader import LoadedPlan
+from qualify.station.schema import StationFile
+from qualify.units import same_unit
+from qualify.yamlsrc import raise_if_errors
+
+
+def check_actions(loaded: LoadedPlan) -> None:
+    """Raise InputError if a step names an unknown action, bad params, or unknown measurements."""
+    errors: list[InputError] = []
+    doc = loaded.doc
+    for si, stage in enumerate(loaded.plan.stages):
+        for pi, step in enumerate(stage.steps):
+            where = ("stages", si, "steps", pi)
+            action = get_action(step.action)
+            if action is None:
+                errors.append(doc.error((*where, "action"), f"unknown action {step.action!r}"))
+                continue
+            try:
+                action.params.model_validate(step.params)
+            except Exception as exc:  # pydantic's message names the bad parameter
+                errors.append(doc.error((*where, "params"), f"{step.action}: {_first_line(exc)}"))
+            for name, limit in step.limits.items():
+                spec = action.measurement(name)
+                if spec is None:
+                    known = ", ".join(m.name for m in action.measurements)
+                    errors.append(
+                        doc.error(
+                            (*where, "limits", name),
+                            f"{step.action} has no measurement {name!r} (it measures: {known})",
+                        )
+                    )
+                elif limit.unit is not None and not same_unit(limit.unit, spec.unit):
+                    errors.append(
+                        doc.error(
+                            (*where, "limits", name, "unit"),
+                            f"unit {limit.unit!r} does not match {name}'s unit {spec.unit!r}",
+                        )
+                    )
+            if stage.repeat and stage.repeat.until and stage.repeat.until.step == step.name:
+                until = stage.repeat.until
+                if action.measurement(until.measurement) is None:
+                    errors.append(
+                        doc.error(
+                            ("stages", si, "repeat", "until", "measurement"),
+                            f"{step.action} has no measurement {until.measurement!r}",
+                        )
+                    )
+    raise_if_errors(errors)
+
+
+def check_safe_limits(loaded: LoadedPlan, station: StationFile, station_file: str) -> None:
+    """Refuse a plan whose setpoints exceed the station's safe limits for its DUT kinds."""
+    errors: list[InputError] = []
+    doc = loaded.doc
+    kinds = sorted({d.kind for d in station.duts})
+    for si, stage in enumerate(loaded.plan.stages):
+        env = stage.environment
+        if env is None:
+            continue
+        if env.chamber is not None:
+            for kind in kinds:
+                lim = station.limits[kind]
+                temp_c = env.chamber.temp_c
+                if temp_c > lim.max_case_temp_c or temp_c < lim.min_case_temp_c:
+                    errors.append(
+                        doc.error(
+                            ("stages", si, "environment", "chamber", "temp_c"),
+                            f"{temp_c:g} °C is outside the station's safe range for {kind} "
+                            f"({lim.min_case_temp_c:g} to {lim.max_case_temp_c:g} °C, "
+                            f"{station_file})",
+                        )
+                    )
+        if env.supply is not None:
+            for dut in station.duts:
+                if dut.supply is None:
+                    continue
+                lim = station.limits[dut.kind]
+                volts = supply_setting_v(env.supply.voltage_pct, env.supply.voltage_v, dut.supply.nominal_v)
+                if volts > lim.max_supply_v:
+                    key = "voltage_pct" if env.supply.voltage_pct is not None else "voltage_v"
+                    errors.append(
+                        doc.error(
+                            ("stages", si, "environment", "supply", key),
+                            f"{volts:.3f} V on slot {dut.slot} exceeds the station's maximum "
+                            f"{lim.max_supply_v:g} V for {dut.kind} ({station_file})",
+                        )
+                    )
+                    break
+    raise_if_errors(errors)
+
+
+def supply_setting_v(voltage_pct: float | None, voltage_v: float | None, nominal_v: float) -> float:
+    """Return the voltage a supply corner asks for on a DUT of the given nominal voltage."""
+    if voltage_v is not None:
+        return voltage_v
+    return nominal_v * (1.0 + (voltage_pct or 0.0) / 100.0)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(t.strip() for t in text[:3]) if text else type(exc).__name__

@@ -1,0 +1,788 @@
+"""The engine: runs plan items across DUTs, judges limits, records, checkpoints, finishes.
+
+Per-DUT work in a step runs concurrently; station-level environment changes synchronise all
+DUTs. Only the engine advances the clock. Every item ends in one transaction that holds its
+rows and the checkpoint, so a killed run resumes without losing or repeating a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from drivers.errors import InstrumentError
+from drivers.protocols import NvmeController, PowerSupply
+from qualify import __version__
+from qualify.actions.base import Action, ActionContext, ActionResult, CapabilityMissing, Reading
+from qualify.actions.registry import get_action
+from qualify.clock import Clock, RealClock, VirtualClock
+from qualify.engine.checks import check_actions, check_safe_limits, supply_setting_v
+from qualify.engine.criteria import evaluate_criteria
+from qualify.engine.items import ItemRef, plan_items
+from qualify.engine.limits import describe_violation, in_window, judge
+from qualify.errors import EXIT_DUT_FAILED, EXIT_HARNESS, EXIT_PASS, HarnessError, InputError
+from qualify.plans.loader import LoadedPlan, load_plan
+from qualify.plans.schema import Environment, Step
+from qualify.station.binding import BoundDut, BoundStation, bind_station, load_station
+from qualify.store.db import Batch, Store, utc_now
+
+log = logging.getLogger(__name__)
+
+RESUMABLE = ("running", "aborted", "stopped")
+TelemetryRow = tuple[str | None, str, float, str]
+
+
+@dataclass
+class RunOptions:
+    """Everything `qualify run` needs to start a run; stored so `resume` can continue it."""
+
+    plan_path: str
+    station_path: str
+    db_path: str
+    seed: int = 0
+    lot: str | None = None
+    operator: str | None = None
+    duts: list[str] = field(default_factory=list)
+    report_path: str | None = None
+
+    def to_json(self) -> str:
+        """Serialise for the runs table."""
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+@dataclass
+class DutOutcome:
+    """One DUT's result in one item."""
+
+    serial: str
+    status: str
+    message: str | None = None
+
+
+@dataclass
+class ItemOutcome:
+    """An item's result: the station's (environment or station step) and each DUT's."""
+
+    ref: ItemRef
+    station_status: str | None = None
+    station_message: str | None = None
+    duts: list[DutOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Return whether any DUT or the station step did not pass."""
+        bad = {"fail", "error", "aborted"}
+        return self.station_status in bad or any(d.status in bad for d in self.duts)
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended: status, each DUT's verdict, and the exit code."""
+
+    run_id: str
+    status: str
+    verdicts: dict[str, str]
+    exit_code: int
+    message: str | None = None
+
+
+@dataclass
+class _Call:
+    status: str
+    result: ActionResult | None
+    message: str | None
+    t_start: float
+    started_at: str
+
+
+def git_commit() -> str | None:
+    """Return the git commit of the qualify checkout, if it is one."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class Engine:
+    """Runs one plan on one bound station, recording into the store."""
+
+    def __init__(
+        self,
+        loaded: LoadedPlan,
+        station: BoundStation,
+        store: Store,
+        clock: Clock,
+        run_id: str,
+        options: RunOptions,
+    ) -> None:
+        self.loaded = loaded
+        self.plan = loaded.plan
+        self.station = station
+        self.store = store
+        self.clock = clock
+        self.run_id = run_id
+        self.options = options
+        self.items = plan_items(self.plan)
+        self.next_index = 0
+        self.until_met: dict[int, int] = {}
+        self.dut_flags: dict[str, list[str]] = {}
+        self.env_blocked: dict[str, str] = {}
+        self.seq = 0
+        self.last_sample_t = -1e300
+        self.telemetry_failing: set[str] = set()
+        self.aborted: str | None = None
+        self.progress: Callable[[str], None] = lambda line: None
+        self._wall_start = time.monotonic()
+        self._items_run = 0
+        self.duts = self._select_duts()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(32, len(self.duts))), thread_name_prefix="dut")
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, options: RunOptions) -> Engine:
+        """Validate inputs, bind the station, and record a new run."""
+        loaded = load_plan(options.plan_path)
+        check_actions(loaded)
+        station_file, _ = load_station(options.station_path)
+        check_safe_limits(loaded, station_file, options.station_path)
+        clock: Clock = VirtualClock() if station_file.simulation is not None else RealClock()
+        store = Store(options.db_path, synchronous=station_file.synchronous)
+        station = bind_station(options.station_path, clock, options.seed)
+        run_id = str(uuid.uuid4())
+        try:
+            engine = cls(loaded, station, store, clock, run_id, options)
+            engine._record_start()
+        except BaseException:
+            station.close()
+            store.close()
+            raise
+        return engine
+
+    @classmethod
+    def resume(cls, run_id: str, db_path: str) -> Engine:
+        """Continue an interrupted run from its last checkpoint, refusing if anything changed."""
+        store = Store(db_path)
+        try:
+            row = store.run(run_id)
+            run_id = row["id"]
+            if row["status"] not in RESUMABLE:
+                raise InputError(
+                    f"run {run_id} is {row['status']}; only running, stopped or aborted runs resume"
+                )
+            options = RunOptions(**json.loads(row["options_json"]))
+            _refuse_changes(row, options)
+            loaded = load_plan(options.plan_path)
+            station_file, _ = load_station(options.station_path)
+            state = store.checkpoint(run_id) or {}
+            t_s = float(state.get("t", 0.0))
+            clock: Clock = VirtualClock(t_s) if station_file.simulation is not None else RealClock(t_s)
+            station = bind_station(options.station_path, clock, int(row["seed"]))
+        except BaseException:
+            store.close()
+            raise
+        try:
+            engine = cls(loaded, station, store, clock, run_id, options)
+            engine._restore(state)
+            store.update_run(run_id, status="running", message=None)
+            engine._event("info", "engine", f"resumed at item {engine.next_index} of {len(engine.items)}")
+        except BaseException:
+            station.close()
+            store.close()
+            raise
+        return engine
+
+    def _select_duts(self) -> list[BoundDut]:
+        wanted = self.options.duts
+        if not wanted:
+            return list(self.station.duts)
+        by_serial = {d.serial: d for d in self.station.duts}
+        missing = [s for s in wanted if s not in by_serial]
+        if missing:
+            present = ", ".join(sorted(by_serial))
+            raise InputError(
+                f"--dut {', '.join(missing)}: not on station {self.station.name} (present: {present})"
+            )
+        return [by_serial[s] for s in wanted]
+
+    def _record_start(self) -> None:
+        plan = self.plan
+        self.store.insert_rows(
+            "runs",
+            [
+                {
+                    "id": self.run_id,
+                    "plan": plan.name,
+                    "plan_version": plan.version,
+                    "plan_sha256": self.loaded.sha256,
+                    "station": self.station.name,
+                    "lot": self.options.lot,
+                    "seed": self.options.seed,
+                    "status": "running",
+                    "started_at": utc_now(),
+                    "ended_at": None,
+                    "software_version": __version__,
+                    "git_commit": git_commit(),
+                    "host": platform.node(),
+                    "operator": self.options.operator,
+                    "plan_path": str(Path(self.options.plan_path).resolve()),
+                    "station_path": str(Path(self.options.station_path).resolve()),
+                    "station_sha256": self.station.sha256,
+                    "options_json": self.options.to_json(),
+                    "message": None,
+                }
+            ],
+        )
+        self.store.insert_rows(
+            "duts",
+            [
+                {
+                    "run_id": self.run_id,
+                    "serial": d.serial,
+                    "kind": d.kind,
+                    "model": d.model,
+                    "firmware": d.firmware,
+                    "slot": d.slot,
+                    "verdict": "running",
+                    "address": d.address,
+                }
+                for d in self.duts
+            ],
+        )
+        self.store.insert_rows(
+            "instruments",
+            [
+                {
+                    "run_id": self.run_id,
+                    "name": i.name,
+                    "driver": i.driver_name,
+                    "address": i.address,
+                    "idn": i.idn,
+                }
+                for i in self.station.instruments.values()
+            ],
+        )
+        batch = Batch()
+        self._event("info", "engine", f"run of {plan.name} {plan.version} on {len(self.duts)} DUTs", batch)
+        for inst in self.station.instruments.values():
+            if inst.error:
+                self._event("error", inst.name, f"{inst.address}: {inst.error}", batch)
+        for dut in self.duts:
+            if dut.error:
+                self._event("error", f"slot {dut.slot}", f"{dut.address}: {dut.error}", batch)
+        self.store.write_batch(batch, self._checkpoint())
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.next_index = int(state.get("next_index", 0))
+        self.until_met = {int(k): int(v) for k, v in state.get("until_met", {}).items()}
+        self.dut_flags = {k: list(v) for k, v in state.get("dut_flags", {}).items()}
+        self.env_blocked = dict(state.get("env_blocked", {}))
+        self.seq = int(state.get("seq", 0))
+        self.last_sample_t = float(state.get("last_sample_t", -1e300))
+        for dut in self.duts:
+            dut.supply_set_v = state.get("supply_set_v", {}).get(dut.serial)
+        self.station.restore(state.get("station", {}))
+
+    def _checkpoint(self) -> tuple[str, int, float, dict[str, Any]]:
+        t = self.clock.now()
+        state = {
+            "next_index": self.next_index,
+            "until_met": {str(k): v for k, v in self.until_met.items()},
+            "dut_flags": self.dut_flags,
+            "env_blocked": self.env_blocked,
+            "seq": self.seq,
+            "t": t,
+            "last_sample_t": self.last_sample_t,
+            "supply_set_v": {d.serial: d.supply_set_v for d in self.duts},
+            "station": self.station.snapshot(),
+        }
+        return (self.run_id, self.next_index, t, state)
+
+    # -- the item loop --------------------------------------------------------------------
+
+    def should_run(self, ref: ItemRef) -> bool:
+        """Return whether an item still has to run (not done before a resume, not past until)."""
+        if self.aborted or ref.index < self.next_index:
+            return False
+        met = self.until_met.get(ref.stage_index)
+        return met is None or ref.iteration <= met
+
+    def run_item(self, ref: ItemRef) -> ItemOutcome:
+        """Run one item on every DUT, record it with a checkpoint, and return its outcome."""
+        batch = Batch()
+        if ref.first_of_iteration:
+            self.env_blocked = {}
+            self.telemetry_failing = set()  # retry silent telemetry sources once per iteration
+            self._event("info", "engine", f"stage {ref.stage} iteration {ref.iteration}", batch)
+        self._report_progress(ref)
+        run = self._run_environment if ref.is_environment else self._run_step
+        outcome = run(ref, batch)
+        self.next_index = ref.index + 1
+        self._items_run += 1
+        self.store.write_batch(batch, self._checkpoint())
+        return outcome
+
+    def _report_progress(self, ref: ItemRef) -> None:
+        done = self._items_run
+        remaining = len(self.items) - ref.index
+        elapsed = time.monotonic() - self._wall_start
+        eta = f", ETA {elapsed / done * remaining:.0f} s" if done else ""
+        self.progress(
+            f"[{ref.index + 1}/{len(self.items)}] {ref.key} · {len(self.duts)} DUTs · "
+            f"t = {self.clock.now() / 3600:.2f} h{eta}"
+        )
+
+    # -- environment ----------------------------------------------------------------------
+
+    def _run_environment(self, ref: ItemRef, batch: Batch) -> ItemOutcome:
+        env = self.plan.stages[ref.stage_index].environment
+        assert env is not None
+        t_start, started_at = self.clock.now(), utc_now()
+        readings: list[Reading] = []
+        problems: list[str] = []
+        if env.supply is not None or env.dut_power is not None:
+            problems += self._apply_supply(env, readings)
+        status, message = "pass", None
+        try:
+            if env.chamber is not None:
+                readings += self._reach_chamber(env, batch)
+            if env.chamber is not None and env.chamber.soak_s:
+                self._advance(env.chamber.soak_s, batch)
+            if env.hold_s:
+                self._advance(env.hold_s, batch)
+        except HarnessError as exc:
+            status, message = "error", str(exc)
+            self._record_station_step(ref, "error", message, readings, t_start, started_at, batch)
+            self.store.write_batch(batch, None)
+            raise
+        if problems:
+            status, message = "error", "; ".join(problems)
+        self._record_station_step(ref, status, message, readings, t_start, started_at, batch)
+        return ItemOutcome(ref, station_status=status, station_message=message)
+
+    def _apply_supply(self, env: Environment, readings: list[Reading]) -> list[str]:
+        problems = []
+        power_on = env.dut_power != "off"
+        for dut in self.duts:
+            binding = dut.supply_binding
+            if binding is None or dut.supply is None:
+                continue
+            try:
+                psu = dut.supply.require()
+                if env.supply is not None:
+                    volts = supply_setting_v(env.supply.voltage_pct, env.supply.voltage_v, binding.nominal_v)
+                    amps = env.supply.current_limit_a or binding.current_limit_a
+                    psu.set_current_limit(binding.channel, amps)
+                    psu.set_voltage(binding.channel, volts)
+                    dut.supply_set_v = volts
+                    readings.append(Reading(f"slot{dut.slot}.supply_set_v", volts, unit="V"))
+                psu.set_output(binding.channel, power_on)
+            except InstrumentError as exc:
+                msg = f"supply {dut.supply.name} ({dut.supply.address}): {exc.message}"
+                self.env_blocked[dut.serial] = msg
+                problems.append(f"{dut.label}: {msg}")
+        return problems
+
+    def _reach_chamber(self, env: Environment, batch: Batch) -> list[Reading]:
+        setting = env.chamber
+        assert setting is not None
+        found = self._chamber()
+        inst, chamber = found
+        t0 = self.clock.now()
+        poll_s = min(10.0, self.plan.telemetry.interval_s)
+        try:
+            chamber.set_temperature(setting.temp_c)
+            temp_c = chamber.read_temperature()
+            while abs(temp_c - setting.temp_c) > setting.tolerance_c:
+                if self.clock.now() - t0 > setting.timeout_s:
+                    raise HarnessError(
+                        f"chamber {inst.name} ({inst.address}) did not reach {setting.temp_c:g} °C "
+                        f"within {setting.timeout_s:g} s (at {temp_c:.1f} °C)"
+                    )
+                self._advance(poll_s, batch)
+                temp_c = chamber.read_temperature()
+        except InstrumentError as exc:
+            raise HarnessError(self.station.describe_error(exc)) from None
+        self._event("info", inst.name, f"reached {temp_c:.2f} °C (setpoint {setting.temp_c:g} °C)", batch)
+        return [
+            Reading("chamber_temp_c", temp_c, unit="°C"),
+            Reading("ramp_s", self.clock.now() - t0, unit="s"),
+        ]
+
+    def _chamber(self) -> Any:
+        try:
+            found = self.station.chamber()
+        except InstrumentError as exc:
+            raise HarnessError(f"chamber: {exc}") from None
+        if found is None:
+            raise HarnessError(
+                f"the plan sets a chamber temperature but station {self.station.name} has no chamber"
+            )
+        return found
+
+    def _advance(self, duration_s: float, batch: Batch) -> None:
+        """Let run time pass, sampling telemetry at the plan's interval."""
+        interval = self.plan.telemetry.interval_s
+        end = self.clock.now() + duration_s
+        while True:
+            due = max(self.last_sample_t + interval, self.clock.now())
+            if due > end:
+                break
+            self._sleep_to(due)
+            self._sample(batch)
+        self._sleep_to(end)
+
+    def _sleep_to(self, t_s: float) -> None:
+        if isinstance(self.clock, VirtualClock):
+            self.clock.advance_to(t_s)
+        else:
+            self.clock.sleep(max(0.0, t_s - self.clock.now()))
+
+    def _sample(self, batch: Batch) -> None:
+        t = self.clock.now()
+        self.last_sample_t = t
+        rows: list[TelemetryRow] = []
+        try:
+            found = self.station.chamber()
+        except InstrumentError:
+            found = None
+        if found is not None:
+            inst, chamber = found
+            self._try_sample(
+                inst.name,
+                batch,
+                rows,
+                lambda: [
+                    (None, "chamber_temp_c", chamber.read_temperature(), "°C"),
+                    (None, "chamber_setpoint_c", chamber.read_setpoint(), "°C"),
+                ],
+            )
+        for dut in self.duts:
+            if dut.error:
+                continue
+            self._try_sample(f"slot {dut.slot} supply", batch, rows, partial(_supply_telemetry, dut))
+            self._try_sample(f"slot {dut.slot} nvme", batch, rows, partial(_nvme_telemetry, dut))
+        batch.telemetry.extend((self.run_id, s, t, n, v, u) for s, n, v, u in rows)
+
+    def _try_sample(
+        self,
+        source: str,
+        batch: Batch,
+        rows: list[TelemetryRow],
+        read: Callable[[], list[TelemetryRow]],
+    ) -> None:
+        # A source that failed is left alone until the next stage iteration: a dead
+        # instrument must not cost a timeout at every sample of a long soak.
+        if source in self.telemetry_failing:
+            return
+        try:
+            rows.extend(read())
+        except InstrumentError as exc:
+            self.telemetry_failing.add(source)
+            self._event("warning", source, f"telemetry paused until the next stage: {exc}", batch)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _run_step(self, ref: ItemRef, batch: Batch) -> ItemOutcome:
+        stage = self.plan.stages[ref.stage_index]
+        step = stage.steps[ref.step_index]
+        action = get_action(step.action)
+        assert action is not None  # checked when the plan was loaded
+        params = action.params.model_validate(step.params)
+        outcome = ItemOutcome(ref)
+        if action.scope == "station":
+            call = self._call(action, None, params)
+            status, message = self._record(ref, step, action, None, call, batch)
+            duration = call.result.duration_s if call.result else 0.0
+            self._advance(duration, batch)
+            outcome.station_status, outcome.station_message = status, message
+            return outcome
+        calls: dict[str, Future[_Call] | _Call] = {}
+        for dut in self.duts:
+            t_now, now_at = self.clock.now(), utc_now()
+            if dut.error:
+                calls[dut.serial] = _Call("error", None, f"DUT not available: {dut.error}", t_now, now_at)
+            elif dut.serial in self.env_blocked:
+                calls[dut.serial] = _Call("error", None, self.env_blocked[dut.serial], t_now, now_at)
+            elif dut.kind not in action.kinds:
+                calls[dut.serial] = _Call(
+                    "skipped", None, f"{action.name} does not apply to {dut.kind}", t_now, now_at
+                )
+            else:
+                calls[dut.serial] = self._pool.submit(self._call, action, dut, params)
+        results = {s: (c.result() if isinstance(c, Future) else c) for s, c in calls.items()}
+        longest = 0.0
+        for dut in self.duts:
+            call = results[dut.serial]
+            status, message = self._record(ref, step, action, dut, call, batch)
+            outcome.duts.append(DutOutcome(dut.serial, status, message))
+            flags = self.dut_flags.setdefault(dut.serial, [])
+            if status not in flags:
+                flags.append(status)
+            if call.result is not None:
+                longest = max(longest, call.result.duration_s)
+        self._check_until(ref, step, results)
+        self._advance(longest, batch)
+        return outcome
+
+    def _call(self, action: Action, dut: BoundDut | None, params: Any) -> _Call:
+        t_start, started_at = self.clock.now(), utc_now()
+        ctx = ActionContext(station=self.station, dut=dut, now_s=self.clock.now, seed=self.options.seed)
+        try:
+            return _Call("ok", action.run(ctx, params), None, t_start, started_at)
+        except InstrumentError as exc:
+            return _Call("error", None, self.station.describe_error(exc), t_start, started_at)
+        except CapabilityMissing as exc:
+            return _Call("error", None, str(exc), t_start, started_at)
+        except Exception as exc:  # a bug in an action must not stop the other DUTs
+            log.error("action %s failed:\n%s", action.name, traceback.format_exc())
+            return _Call(
+                "error",
+                None,
+                f"harness error in {action.name}: {type(exc).__name__}: {exc}",
+                t_start,
+                started_at,
+            )
+
+    def _record(
+        self,
+        ref: ItemRef,
+        step: Step,
+        action: Action,
+        dut: BoundDut | None,
+        call: _Call,
+        batch: Batch,
+    ) -> tuple[str, str | None]:
+        step_id = str(uuid.uuid4())
+        status, message = call.status, call.message
+        rows = []
+        if call.result is not None:
+            status = "pass"
+            seen = set()
+            violations = []
+            for reading in call.result.readings:
+                limit = step.limits.get(reading.name)
+                verdict = judge(reading, limit)
+                seen.add(reading.name)
+                if verdict == "fail" and limit is not None:
+                    violations.append(describe_violation(reading, limit))
+                rows.append(
+                    (
+                        step_id,
+                        reading.name,
+                        reading.value,
+                        reading.text,
+                        reading.unit,
+                        limit.low if limit else None,
+                        limit.high if limit else None,
+                        verdict,
+                    )
+                )
+            missing = sorted(set(step.limits) - seen)
+            if missing:
+                status, message = (
+                    "error",
+                    f"{action.name} returned no reading for {', '.join(missing)}",
+                )
+            elif violations:
+                status, message = "fail", "; ".join(violations)
+            else:
+                message = call.result.message
+        duration = call.result.duration_s if call.result else 0.0
+        self.seq += 1
+        batch.steps.append(
+            (
+                step_id,
+                self.run_id,
+                dut.serial if dut else None,
+                ref.stage,
+                ref.name,
+                ref.iteration,
+                status,
+                call.t_start,
+                call.t_start + duration,
+                call.started_at,
+                utc_now(),
+                message,
+                action.name,
+                self.seq,
+            )
+        )
+        batch.measurements.extend(rows)
+        return status, message
+
+    def _record_station_step(
+        self,
+        ref: ItemRef,
+        status: str,
+        message: str | None,
+        readings: list[Reading],
+        t_start: float,
+        started_at: str,
+        batch: Batch,
+    ) -> None:
+        step_id = str(uuid.uuid4())
+        self.seq += 1
+        batch.steps.append(
+            (
+                step_id,
+                self.run_id,
+                None,
+                ref.stage,
+                ref.name,
+                ref.iteration,
+                status,
+                t_start,
+                self.clock.now(),
+                started_at,
+                utc_now(),
+                message,
+                "environment",
+                self.seq,
+            )
+        )
+        batch.measurements.extend(
+            (step_id, r.name, r.value, r.text, r.unit, None, None, "pass") for r in readings
+        )
+
+    def _check_until(self, ref: ItemRef, step: Step, results: dict[str, _Call]) -> None:
+        stage = self.plan.stages[ref.stage_index]
+        until = stage.repeat.until if stage.repeat else None
+        if until is None or until.step != step.name:
+            return
+        values = []
+        for call in results.values():
+            if call.result is None:
+                continue
+            reading = next((r for r in call.result.readings if r.name == until.measurement), None)
+            values.append(
+                None if reading is None else (reading.text if reading.text is not None else reading.value)
+            )
+        if values and all(in_window(v, until.low, until.high, until.eq) for v in values):
+            self.until_met[ref.stage_index] = ref.iteration
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def abort(self, reason: str) -> None:
+        """Mark the run aborted; finish() then puts the station in its safe state."""
+        if not self.aborted:
+            self.aborted = reason
+
+    def finish(self, stopped: str | None = None) -> RunOutcome:
+        """Put the station in its safe state, compute verdicts and criteria, and close the run.
+
+        `stopped` says why the run ended early by choice (pytest -x): resumable, not aborted.
+        """
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        batch = Batch()
+        for problem in self.station.safe_state():
+            self._event("error", "station", f"safe state: {problem}", batch)
+        status = "aborted" if self.aborted else ("stopped" if stopped else "completed")
+        if self.aborted:
+            self._event("error", "engine", f"aborted: {self.aborted}", batch)
+        self.store.write_batch(batch, None)
+        verdicts = {d.serial: self._verdict(d.serial) for d in self.duts}
+        self.store.set_verdicts(self.run_id, verdicts)
+        self.store.replace_criteria(
+            self.run_id, evaluate_criteria(self.plan.criteria, verdicts, self.options.lot)
+        )
+        station_errors = self.store.rows(
+            "SELECT COUNT(*) AS n FROM steps WHERE run_id = ? AND dut_serial IS NULL "
+            "AND status IN ('error', 'fail')",
+            (self.run_id,),
+        )[0]["n"]
+        message = self.aborted or (f"stopped early: {stopped}" if stopped else None)
+        self.store.update_run(self.run_id, status=status, ended_at=utc_now(), message=message)
+        if self.aborted:
+            code = EXIT_HARNESS
+        elif "fail" in verdicts.values():
+            code = EXIT_DUT_FAILED
+        elif "error" in verdicts.values() or station_errors:
+            code = EXIT_HARNESS
+        else:
+            code = EXIT_PASS
+        return RunOutcome(self.run_id, status, verdicts, code, message)
+
+    def close(self) -> None:
+        """Release the station and the database."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.station.close()
+        self.store.close()
+
+    def _verdict(self, serial: str) -> str:
+        flags = self.dut_flags.get(serial, [])
+        if "fail" in flags:
+            return "fail"
+        if self.aborted:
+            return "aborted"
+        if "error" in flags:
+            return "error"
+        if "pass" in flags:
+            return "pass"
+        return "skipped"
+
+    def _event(self, level: str, source: str, message: str, batch: Batch | None = None) -> None:
+        row = (self.run_id, self.clock.now(), level, source, message)
+        if batch is not None:
+            batch.events.append(row)
+        else:
+            self.store.write_batch(Batch(events=[row]), None)
+
+
+def _supply_telemetry(dut: BoundDut) -> list[TelemetryRow]:
+    psu = dut.capability(PowerSupply)  # type: ignore[type-abstract]
+    if psu is None or dut.supply_binding is None:
+        return []
+    ch = dut.supply_binding.channel
+    return [
+        (dut.serial, "supply_v", psu.measure_voltage(ch), "V"),
+        (dut.serial, "supply_a", psu.measure_current(ch), "A"),
+    ]
+
+
+def _nvme_telemetry(dut: BoundDut) -> list[TelemetryRow]:
+    nvme = dut.capability(NvmeController)  # type: ignore[type-abstract]
+    if nvme is None:
+        return []
+    return [(dut.serial, "temp_c", nvme.smart_log().temperature_c, "°C")]
+
+
+def _refuse_changes(row: dict[str, Any], options: RunOptions) -> None:
+    """Refuse to resume when the plan, the station or the software differ from the run's."""
+    import hashlib
+
+    for label, path, recorded in (
+        ("plan", options.plan_path, row["plan_sha256"]),
+        ("station", options.station_path, row["station_sha256"]),
+    ):
+        if not os.path.exists(path):
+            raise InputError(f"cannot resume run {row['id']}: its {label} file {path} is gone")
+        current = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if current != recorded:
+            raise InputError(
+                f"cannot resume run {row['id']}: the {label} file {path} changed since the run "
+                f"started (sha256 {recorded[:12]} then, {current[:12]} now)"
+            )
+    if row["software_version"] != __version__:
+        raise InputError(
+            f"cannot resume run {row['id']}: it ran on qualify {row['software_version']}, "
+            f"this is {__version__}"
+        )

@@ -1,0 +1,1 @@
+"""HTML qualification reports rendered from the results store."""

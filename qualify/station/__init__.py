@@ -1,0 +1,1 @@
+"""Station files and their binding to live instruments and DUTs."""

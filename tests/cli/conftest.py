@@ -1,0 +1,56 @@
+"""Helpers for CLI tests: run `qualify` as a user would, in a scratch folder."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SIM_LAB = REPO / "fixtures" / "stations" / "sim-lab.yaml"
+
+
+def run_qualify(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the qualify CLI in a subprocess and return the completed process."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env.pop("QUALIFY_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "qualify", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Return the rows of a query on a results database."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def station_variant(tmp_path: Path) -> Callable[..., Path]:
+    """Write a copy of the sim-lab station with changes applied to its data."""
+
+    def make(change: Callable[[dict[str, Any]], None], name: str = "station.yaml") -> Path:
+        data = yaml.safe_load(SIM_LAB.read_text())
+        change(data)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return make
