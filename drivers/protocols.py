@@ -122,3 +122,71 @@ class NvmeController(Protocol):
     def close(self) -> None:
         """Release the transport."""
         ...
+
+
+@runtime_checkable
+class SpdHub(Protocol):
+    """A DDR5 SPD5118 hub: the module's SPD EEPROM and its temperature sensor."""
+
+    address: str
+
+    def read_spd(self) -> bytes:
+        """Read the whole 1024-byte SPD image."""
+        ...
+
+    def read_temperature(self) -> float:
+        """Measure the hub's temperature sensor in °C."""
+        ...
+
+
+@runtime_checkable
+class Pmic(Protocol):
+    """A DDR5 module PMIC (JESD301): rail telemetry and programmable output for margining."""
+
+    address: str
+
+    def read_rails(self) -> dict[str, tuple[float, float]]:
+        """Measure each rail as {name: (volts, amps)}."""
+        ...
+
+    def set_rail_voltage(self, rail: str, volts: float) -> None:
+        """Program a rail's output voltage (margining)."""
+        ...
+
+
+@runtime_checkable
+class MemoryTester(Protocol):
+    """A DIMM slot tester: runs an algorithm or pattern at a refresh interval, logs errors."""
+
+    address: str
+
+    def run_test(self, slot: int, algorithm: str, refresh_ms: float) -> list[int]:
+        """Run an algorithm on a slot; return the failing addresses."""
+        ...
+
+
+@runtime_checkable
+class BlockWorkload(Protocol):
+    """Runs an I/O workload (fio job, PTS round) against a block device or namespace."""
+
+    def run_workload(self, job: dict[str, object]) -> dict[str, float]:
+        """Run a workload; return iops, bandwidth, latency percentiles, bytes and errors."""
+        ...
+
+
+@runtime_checkable
+class HostMemoryStress(Protocol):
+    """Stresses host memory that holds the DUT modules (stressapptest, memtester, March)."""
+
+    def run_stress(self, size_bytes: int, seconds: float) -> dict[str, float]:
+        """Run a stress pass; return bandwidth and miscompare counts."""
+        ...
+
+
+@runtime_checkable
+class EdacCounters(Protocol):
+    """Reads the kernel's EDAC corrected/uncorrected error counters per DIMM."""
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """Return {dimm label: (corrected, uncorrected)} now."""
+        ...
