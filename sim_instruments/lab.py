@@ -14,7 +14,7 @@ Configuration (`LabConfig.from_dict`, unknown keys are errors that name the key 
     supplies: [{name: psu1, model: E36313A}]
     duts:     [{slot: 1, kind: ssd|dimm, serial: S1, supply: psu1, channel: 2,
                 idle_w: (seeded, around 6 W ssd / 4 W dimm), rth_c_per_w: (seeded, around 2.0),
-                nominal_v: 12.0}]
+                nominal_v: 12.0, model: device model parameter file name (optional)}]
     faults:   [{target: psu1, kind: no_reply|garbled, at_s: 3600.0}]
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from qualify.clock import Clock
 from sim_instruments import noise
@@ -120,6 +120,7 @@ class DutConfig:
     idle_w: float | None = None
     rth_c_per_w: float | None = None
     nominal_v: float = 12.0
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class LabConfig:
                     idle_w=_number(raw, "idle_w", path) if "idle_w" in raw else None,
                     rth_c_per_w=_number(raw, "rth_c_per_w", path) if "rth_c_per_w" in raw else None,
                     nominal_v=_number(raw, "nominal_v", path, 12.0),
+                    model=_text(raw, "model", path) if "model" in raw else None,
                 )
             )
         faults = []
@@ -332,6 +334,7 @@ class SimDut:
         self.supply = config.supply
         self.channel = config.channel
         self.nominal_v = config.nominal_v
+        self.model = config.model
         self.idle_w = idle_w
         self.rth_c_per_w = rth_c_per_w
 
@@ -354,6 +357,18 @@ class SimDut:
     def temperature_c(self) -> float:
         """Return the DUT temperature now: chamber air plus power times thermal resistance."""
         return self._lab.dut_temperature_c(self)
+
+
+class SimDevice(Protocol):
+    """A DUT's device model attached to the lab; its state travels with the lab's snapshot."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the device's mutable state as JSON-serialisable data."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Load state produced by snapshot()."""
+        ...
 
 
 def _garble(reply: str) -> str:
@@ -399,6 +414,7 @@ class Lab:
                 0.5, 1.0 + noise.gauss(seed, "dut", dut.serial, "rth", sigma=RTH_SPREAD)
             )
             self._duts[dut.slot] = SimDut(self, dut, idle_w, rth)
+        self._devices: dict[int, SimDevice] = {}
 
     def __enter__(self) -> Lab:
         return self
@@ -443,6 +459,15 @@ class Lab:
                 return _garble(reply)
             return reply
 
+    def attach_device(self, slot: int, device: SimDevice) -> None:
+        """Attach a DUT's device model (SSD, DIMM) so its state is snapshot with the lab's."""
+        self.dut(slot)
+        self._devices[slot] = device
+
+    def device(self, slot: int) -> SimDevice:
+        """Return the device model attached to `slot`."""
+        return self._devices[slot]
+
     def dut(self, slot: int) -> SimDut:
         """Return the DUT in `slot`."""
         try:
@@ -463,6 +488,7 @@ class Lab:
                 "t_s": self.clock.now(),
                 "chamber": self.chamber.snapshot(),
                 "supplies": {name: sim.snapshot() for name, sim in self.supplies.items()},
+                "devices": {str(slot): dev.snapshot() for slot, dev in sorted(self._devices.items())},
             }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -478,6 +504,8 @@ class Lab:
             )
         with self._lock:
             self.chamber.restore(state["chamber"])
+            for slot, dev_state in state.get("devices", {}).items():
+                self._devices[int(slot)].restore(dev_state)
             for name, sim in self.supplies.items():
                 sim.restore(state["supplies"][name])
 
