@@ -33,8 +33,8 @@ from qualify.engine.criteria import evaluate_criteria
 from qualify.engine.items import ItemRef, plan_items
 from qualify.engine.limits import describe_violation, in_window, judge
 from qualify.errors import EXIT_DUT_FAILED, EXIT_HARNESS, EXIT_PASS, HarnessError, InputError
-from qualify.plans.loader import LoadedPlan, load_plan
-from qualify.plans.schema import Environment, Step
+from qualify.plans.loader import LoadedPlan, load_any_plan
+from qualify.plans.schema import Environment, Limit, Step
 from qualify.station.binding import BoundDut, BoundStation, bind_station, load_station
 from qualify.store.db import Batch, Store, utc_now
 
@@ -140,7 +140,9 @@ class Engine:
         self.clock = clock
         self.run_id = run_id
         self.options = options
-        self.items = plan_items(self.plan)
+        self.is_module = Path(options.plan_path).suffix == ".py"
+        self.items = [] if self.is_module else plan_items(self.plan)
+        self.done_tests: set[str] = set()
         self.next_index = 0
         self.until_met: dict[int, int] = {}
         self.dut_flags: dict[str, list[str]] = {}
@@ -160,7 +162,7 @@ class Engine:
     @classmethod
     def start(cls, options: RunOptions) -> Engine:
         """Validate inputs, bind the station, and record a new run."""
-        loaded = load_plan(options.plan_path)
+        loaded = load_any_plan(options.plan_path)
         check_actions(loaded)
         station_file, _ = load_station(options.station_path)
         check_safe_limits(loaded, station_file, options.station_path)
@@ -190,7 +192,7 @@ class Engine:
                 )
             options = RunOptions(**json.loads(row["options_json"]))
             _refuse_changes(row, options)
-            loaded = load_plan(options.plan_path)
+            loaded = load_any_plan(options.plan_path)
             station_file, _ = load_station(options.station_path)
             state = store.checkpoint(run_id) or {}
             t_s = float(state.get("t", 0.0))
@@ -296,6 +298,7 @@ class Engine:
         self.dut_flags = {k: list(v) for k, v in state.get("dut_flags", {}).items()}
         self.env_blocked = dict(state.get("env_blocked", {}))
         self.seq = int(state.get("seq", 0))
+        self.done_tests = set(state.get("done_tests", []))
         self.last_sample_t = float(state.get("last_sample_t", -1e300))
         for dut in self.duts:
             dut.supply_set_v = state.get("supply_set_v", {}).get(dut.serial)
@@ -309,6 +312,7 @@ class Engine:
             "dut_flags": self.dut_flags,
             "env_blocked": self.env_blocked,
             "seq": self.seq,
+            "done_tests": sorted(self.done_tests),
             "t": t,
             "last_sample_t": self.last_sample_t,
             "supply_set_v": {d.serial: d.supply_set_v for d in self.duts},
@@ -679,6 +683,61 @@ class Engine:
         if values and all(in_window(v, until.low, until.high, until.eq) for v in values):
             self.until_met[ref.stage_index] = ref.iteration
 
+    # -- pytest modules of custom tests ----------------------------------------------------
+
+    def record_test(
+        self,
+        nodeid: str,
+        name: str,
+        dut: BoundDut | None,
+        status: str,
+        message: str | None,
+        measured: list[tuple[Reading, Limit | None, str]],
+        t_start: float,
+        started_at: str,
+    ) -> None:
+        """Record one custom test (per DUT when it uses `dut`) like a plan step, with a checkpoint."""
+        step_id = str(uuid.uuid4())
+        self.seq += 1
+        batch = Batch()
+        batch.steps.append(
+            (
+                step_id,
+                self.run_id,
+                dut.serial if dut else None,
+                self.plan.name,
+                name,
+                1,
+                status,
+                t_start,
+                self.clock.now(),
+                started_at,
+                utc_now(),
+                message,
+                "pytest",
+                self.seq,
+            )
+        )
+        batch.measurements.extend(
+            (
+                step_id,
+                r.name,
+                r.value,
+                r.text,
+                r.unit,
+                lim.low if lim else None,
+                lim.high if lim else None,
+                verdict,
+            )
+            for r, lim, verdict in measured
+        )
+        if dut is not None:
+            flags = self.dut_flags.setdefault(dut.serial, [])
+            if status not in flags:
+                flags.append(status)
+        self.done_tests.add(nodeid)
+        self.store.write_batch(batch, self._checkpoint())
+
     # -- ending ---------------------------------------------------------------------------
 
     def abort(self, reason: str) -> None:
@@ -693,8 +752,11 @@ class Engine:
         """
         self._pool.shutdown(wait=True, cancel_futures=True)
         batch = Batch()
-        for problem in self.station.safe_state():
+        problems = self.station.safe_state()
+        for problem in problems:
             self._event("error", "station", f"safe state: {problem}", batch)
+        if not problems:
+            self._event("info", "station", "safe state: supplies off, chamber to ambient", batch)
         status = "aborted" if self.aborted else ("stopped" if stopped else "completed")
         if self.aborted:
             self._event("error", "engine", f"aborted: {self.aborted}", batch)

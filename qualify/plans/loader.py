@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qualify.errors import InputError
 from qualify.plans.schema import PLAN_SPEC, Plan
 from qualify.yamlsrc import KeyPath, YamlDoc, load_yaml, parse_yaml, validate_doc
 
@@ -78,3 +79,33 @@ def _lookup(name: str, path: KeyPath, params: dict[str, Any], doc: YamlDoc) -> A
         known = ", ".join(sorted(params)) or "none"
         raise doc.error(path, f"unknown parameter ${{{name}}} (plan parameters: {known})")
     return params[name]
+
+
+def load_module_plan(path: str | Path) -> LoadedPlan:
+    """Describe a pytest module of custom tests as a plan: its name, hash and no stages of data.
+
+    An engineer's module next to the plans is code, run deliberately; the engine records its
+    tests like plan steps, with the module's file name as plan and stage name.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", file=str(path)) from None
+    stem = p.stem
+    plan = Plan.model_validate(
+        {
+            "spec": PLAN_SPEC,
+            "name": stem.replace(" ", "_") or "module",
+            "version": "module",
+            "applies_to": "station",
+            "description": f"pytest module {p.name}",
+            "stages": [{"name": "module", "environment": {}}],
+        }
+    )
+    return LoadedPlan(plan=plan, path=p, sha256=_sha256(data), doc=YamlDoc(data={}, file=str(p)))
+
+
+def load_any_plan(path: str | Path) -> LoadedPlan:
+    """Load a YAML plan, or describe a pytest module (`.py`) as one."""
+    return load_module_plan(path) if Path(path).suffix == ".py" else load_plan(path)

@@ -6,14 +6,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from drivers.errors import InstrumentError
 from qualify.errors import EXIT_HARNESS, QualifyError
+from qualify.pytest_plugin.fixtures import MEASURED_KEY, chamber, measure, psu, station
 from qualify.pytest_plugin.items import PlanFile, StepItem, uncaptured
+from qualify.store.db import utc_now
 
 if TYPE_CHECKING:
     from qualify.engine.run import Engine, RunOutcome
@@ -43,6 +47,11 @@ _STATE_KEY = pytest.StashKey[SessionState]()
 def session_state(config: pytest.Config) -> SessionState:
     """Return the session's run state."""
     return config.stash[_STATE_KEY]
+
+
+def has_state(config: pytest.Config) -> bool:
+    """Return whether this pytest session runs a qualify run."""
+    return _STATE_KEY in config.stash
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,6 +143,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if isinstance(item, StepItem):
             if not engine.should_run(item.ref):
                 continue
+        elif item.nodeid in engine.done_tests:
+            continue  # recorded before the run was interrupted
+        if isinstance(item, StepItem):
             current = (item.ref.stage, item.ref.iteration)
             engine.progress = progress if current != last_stage else (lambda line: None)
             last_stage = current
@@ -145,6 +157,78 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             state.stopped = str(session.shouldfail or session.shouldstop)
             break
     return True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a custom test once per DUT of the run when it asks for `dut`."""
+    if "dut" not in metafunc.fixturenames or not has_state(metafunc.config):
+        return
+    engine = session_state(metafunc.config).engine
+    if engine is None:
+        return
+    metafunc.parametrize("dut", engine.duts, ids=[d.serial for d in engine.duts])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Record each custom test as a step; a failed measurement fails the test."""
+    report = yield
+    if not has_state(item.config) or isinstance(item, StepItem):
+        return report
+    engine = session_state(item.config).engine
+    if engine is None or not _records(report):
+        return report
+    measured = item.stash.get(MEASURED_KEY, None)
+    failures = measured.failures() if measured else []
+    if report.passed and failures:
+        report.outcome = "failed"
+        report.longrepr = "measurement out of limits: " + "; ".join(failures)
+    status, message = _status_of(report, call, failures)
+    callspec = getattr(item, "callspec", None)
+    dut = callspec.params.get("dut") if callspec is not None else None
+    name = getattr(item, "originalname", item.name)
+    start = item.stash.get(_START_KEY, (engine.clock.now(), utc_now()))
+    engine.record_test(item.nodeid, name, dut, status, message, measured.rows if measured else [], *start)
+    return report
+
+
+_START_KEY = pytest.StashKey[tuple[float, str]]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note when a custom test starts, in run time and wall time."""
+    if has_state(item.config) and not isinstance(item, StepItem):
+        engine = session_state(item.config).engine
+        if engine is not None:
+            item.stash[_START_KEY] = (engine.clock.now(), utc_now())
+
+
+def _records(report: pytest.TestReport) -> bool:
+    # One record per test: its call, or its setup when setup failed or skipped it.
+    return report.when == "call" or (report.when == "setup" and not report.passed)
+
+
+def _status_of(
+    report: pytest.TestReport, call: pytest.CallInfo[None], failures: list[str]
+) -> tuple[str, str | None]:
+    if report.skipped:
+        return "skipped", _text(report.longrepr)
+    if report.passed:
+        return "pass", None
+    if failures:
+        return "fail", "; ".join(failures)
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, AssertionError):
+        return "fail", str(exc) or "assertion failed"
+    if isinstance(exc, InstrumentError):
+        return "error", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}" if exc else _text(report.longrepr)
+
+
+def _text(longrepr: object) -> str | None:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr) if longrepr else None
 
 
 @pytest.hookimpl(trylast=True)
@@ -188,3 +272,6 @@ def exit_code_of(state: SessionState) -> int:
     if state.outcome is None:
         return EXIT_HARNESS
     return state.outcome.exit_code
+
+
+__all__ = ["EngineHolder", "chamber", "exit_code_of", "measure", "psu", "session_state", "station"]

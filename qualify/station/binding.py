@@ -113,7 +113,9 @@ class BoundStation:
     def safe_state(self) -> list[str]:
         """Put every instrument in its safe state; return the errors met on the way."""
         errors = []
-        for inst in self.instruments.values():
+        # DUT power goes off before the chamber moves, so no DUT sits powered through a ramp.
+        ordered = sorted(self.instruments.values(), key=lambda i: isinstance(i.driver, ThermalChamber))
+        for inst in ordered:
             if inst.driver is None:
                 continue
             try:

@@ -1,7 +1,8 @@
 """A pytest plugin for crash tests: SIGKILLs the qualify run at a chosen point.
 
 QUALIFY_KILL_BEFORE_ITEM=N kills before the N-th plan item starts (after N-1 commits);
-QUALIFY_KILL_IN_COMMIT=N kills inside the N-th batch write, before it commits.
+QUALIFY_KILL_IN_COMMIT=N kills inside the N-th batch write, before it commits;
+QUALIFY_TERM_BEFORE_ITEM=N sends SIGTERM instead (a clean stop: the run must abort safely).
 It is loaded by the tests through `qualify run ... -- -p tests.support.killer`.
 """
 
@@ -26,6 +27,8 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     _started += 1
     if _started == int(os.environ.get("QUALIFY_KILL_BEFORE_ITEM", "0")):
         _kill()
+    if _started == int(os.environ.get("QUALIFY_TERM_BEFORE_ITEM", "0")):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def pytest_configure(config: Any) -> None:
