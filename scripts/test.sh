@@ -5,8 +5,10 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
-python3 -m ruff check qualify drivers sim_instruments tests benchmarks
-python3 -m ruff format --check qualify drivers sim_instruments tests benchmarks
+lint_dirs=(qualify drivers sim_instruments tests)
+[ -d benchmarks ] && lint_dirs+=(benchmarks)
+python3 -m ruff check "${lint_dirs[@]}"
+python3 -m ruff format --check "${lint_dirs[@]}"
 python3 -m mypy
 
 set +e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -70,8 +71,13 @@ class Store:
             if readonly:
                 if not self.path.exists():
                     raise InputError(f"no database at {self.path}")
-                uri = f"file:{self.path.resolve()}?mode=ro"
+                # query_only keeps us from writing; a plain (not mode=ro) connection may still
+                # checkpoint the WAL when it is the last to close, so no -wal file lingers.
+                writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+                mode = "rw" if writable else "ro"
+                uri = f"file:{self.path.resolve()}?mode={mode}"
                 self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.conn.execute("PRAGMA query_only=ON")
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.conn = sqlite3.connect(str(self.path), isolation_level=None)
