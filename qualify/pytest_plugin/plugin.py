@@ -136,6 +136,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     def progress(line: str) -> None:
         if reporter is not None:
             with uncaptured(session.config):
+                reporter.ensure_newline()
                 reporter.write_line(line)
 
     items = session.items
