@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from qualify import __version__
-from qualify.errors import EXIT_BAD_INPUT, InputError, QualifyError
+from qualify.errors import EXIT_BAD_INPUT, EXIT_HARNESS, InputError, QualifyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,8 +27,10 @@ app = typer.Typer(
 )
 plans_app = typer.Typer(help="The plan library.", no_args_is_help=True)
 results_app = typer.Typer(help="Browse recorded runs.", no_args_is_help=True)
+station_app = typer.Typer(help="Station files and the instruments they bind.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
 app.add_typer(results_app, name="results")
+app.add_typer(station_app, name="station")
 
 DbOption = Annotated[
     Path | None,
@@ -89,14 +91,8 @@ def run(
     """
     from qualify.engine.run import RunOptions
     from qualify.plans.library import find_plan
-    from qualify.resources import sim_station_path
 
-    if (station is None) == (not sim):
-        raise InputError("give exactly one of --station FILE or --sim")
-    station_path = sim_station_path() if sim else station
-    assert station_path is not None
-    if not station_path.is_file():
-        raise InputError("station file not found", file=str(station_path))
+    station_path = _station_path(station, sim)
     options = RunOptions(
         plan_path=str(find_plan(plan)),
         station_path=str(station_path),
@@ -248,6 +244,42 @@ def report_cmd(
 
     path = write_run_report(default_db(db), run_id, output)
     typer.echo(f"report: {path}")
+
+
+@station_app.command("check")
+@friendly
+def station_check(
+    station: Annotated[Path | None, typer.Option("--station", help="Station file.")] = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Check the shipped simulated lab.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Probe every instrument and DUT of a station; exit 3 if any is dead.
+
+    Example: qualify station check --station fixtures/stations/real-lab-example.yaml
+    """
+    from qualify.station.check import check_station, format_rows
+
+    rows = check_station(_station_path(station, sim))
+    if json_out:
+        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        typer.echo(format_rows(rows))
+    dead = [r for r in rows if not r.ok]
+    for r in dead:
+        typer.echo(f"error: {r.kind} {r.name} at {r.address}: {r.detail}", err=True)
+    raise typer.Exit(EXIT_HARNESS if dead else 0)
+
+
+def _station_path(station: Path | None, sim: bool) -> Path:
+    from qualify.resources import sim_station_path
+
+    if (station is None) == (not sim):
+        raise InputError("give exactly one of --station FILE or --sim")
+    path = sim_station_path() if sim else station
+    assert path is not None
+    if not path.is_file():
+        raise InputError("station file not found", file=str(path))
+    return path
 
 
 @app.command()
