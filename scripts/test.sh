@@ -3,6 +3,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian tools the tests drive for real: workload and stress tools, nvme-cli, and Chromium for
+# the report's browser test. Installed only when missing, so a prepared machine starts fast.
+declare -A tools=([fio]=fio [memtester]=memtester [stressapptest]=stressapptest [nvme]=nvme-cli
+                  [chromium]=chromium)
+missing=()
+for bin in "${!tools[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || missing+=("${tools[$bin]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "warning: not root, cannot install: ${missing[*]} (their tests will say so)" >&2
+  fi
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 lint_dirs=(qualify drivers sim_instruments tests)

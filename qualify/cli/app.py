@@ -232,17 +232,24 @@ def results_show(
 @app.command("report")
 @friendly
 def report_cmd(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
+    run_id: Annotated[str | None, typer.Argument(help="Run id or a unique prefix.")] = None,
+    lot: Annotated[str | None, typer.Option("--lot", help="Report every run of this lot.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Write the qualification report of a run as one self-contained HTML file.
+    """Write the qualification report of a run or a lot as one self-contained HTML file.
 
     Example: qualify report 3f2a9c -o report.html
     """
-    from qualify.report.render import write_run_report
+    from qualify.report.render import write_lot_report, write_run_report
 
-    path = write_run_report(default_db(db), run_id, output)
+    if (run_id is None) == (lot is None):
+        raise InputError("give a RUN_ID or --lot ID")
+    if lot is not None:
+        path = write_lot_report(default_db(db), lot, output)
+    else:
+        assert run_id is not None
+        path = write_run_report(default_db(db), run_id, output)
     typer.echo(f"report: {path}")
 
 

@@ -1,0 +1,34 @@
+"""The main job's report opens in headless Chromium with no console errors, verdict and tables shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.browser.conftest import Page
+from tests.cli.conftest import run_qualify
+
+
+def test_console_detector_catches_errors(tmp_path: Path, chromium: Callable[..., Page]) -> None:
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><p id="x">hi</p><script>console.error("boom-42")</script></body></html>')
+    page = chromium(bad)
+    assert '<p id="x">hi</p>' in page.dom
+    assert any("boom-42" in line for line in page.console)
+
+
+def test_main_job_report_in_chromium(tmp_path: Path, chromium: Callable[..., Page]) -> None:
+    proc = run_qualify(tmp_path, "run", "station_smoke", "--sim", "--lot", "DEMO-LOT")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (report,) = tmp_path.glob("qualify-report-*.html")
+    shot = tmp_path / "report.png"
+    page = chromium(report, screenshot=shot)
+    assert page.console == []
+    dom = page.dom
+    assert 'id="verdict"' in dom and ">PASS<" in dom
+    assert 'id="duts"' in dom and dom.count("QSIM000") >= 4
+    assert 'id="provenance"' in dom and 'id="timeline"' in dom and "<svg" in dom
+    # Self-contained: nothing is fetched (XML namespace names in the SVG are not fetches).
+    for fetch in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import"):
+        assert fetch not in dom, fetch
+    assert shot.stat().st_size > 10_000
