@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qualify.actions.base import MeasurementSpec
 from qualify.actions.registry import get_action
 from qualify.errors import InputError
 from qualify.plans.loader import LoadedPlan
@@ -51,7 +52,27 @@ def check_actions(loaded: LoadedPlan) -> None:
                             f"{step.action} has no measurement {until.measurement!r}",
                         )
                     )
+    steps = {
+        (step.name, m.name)
+        for stage in loaded.plan.stages
+        for step in stage.steps
+        for m in _measurements_of(step.action)
+    }
+    for ci, criterion in enumerate(loaded.plan.criteria):
+        for ref in criterion.references():
+            step_name, _, measurement = ref.rpartition(".")
+            if (step_name, measurement) not in steps:
+                errors.append(
+                    doc.error(
+                        ("criteria", ci), f"{criterion.name}: no step {step_name!r} measures {measurement!r}"
+                    )
+                )
     raise_if_errors(errors)
+
+
+def _measurements_of(action_name: str) -> list[MeasurementSpec]:
+    action = get_action(action_name)
+    return list(action.measurements) if action else []
 
 
 def check_safe_limits(loaded: LoadedPlan, station: StationFile, station_file: str) -> None:

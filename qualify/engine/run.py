@@ -764,7 +764,8 @@ class Engine:
         verdicts = {d.serial: self._verdict(d.serial) for d in self.duts}
         self.store.set_verdicts(self.run_id, verdicts)
         self.store.replace_criteria(
-            self.run_id, evaluate_criteria(self.plan.criteria, verdicts, self.options.lot)
+            self.run_id,
+            evaluate_criteria(self.plan.criteria, verdicts, self.options.lot, self._measurements),
         )
         station_errors = self.store.rows(
             "SELECT COUNT(*) AS n FROM steps WHERE run_id = ? AND dut_serial IS NULL "
@@ -782,6 +783,18 @@ class Engine:
         else:
             code = EXIT_PASS
         return RunOutcome(self.run_id, status, verdicts, code, message)
+
+    def _measurements(self, step: str, name: str) -> dict[str, list[float]]:
+        """Return every DUT's values of one step's measurement, over stages and iterations."""
+        out: dict[str, list[float]] = {}
+        for r in self.store.rows(
+            "SELECT s.dut_serial AS serial, m.value AS value FROM measurements m "
+            "JOIN steps s ON s.id = m.step_id WHERE s.run_id = ? AND s.name = ? AND m.name = ? "
+            "AND s.dut_serial IS NOT NULL AND m.value IS NOT NULL ORDER BY s.seq",
+            (self.run_id, step, name),
+        ):
+            out.setdefault(r["serial"], []).append(r["value"])
+        return out
 
     def close(self) -> None:
         """Release the station and the database."""

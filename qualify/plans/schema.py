@@ -158,19 +158,62 @@ class Stage(_Strict):
         return self.repeat.iterations if self.repeat else 1
 
 
-CriterionKind = Literal["yield", "ffr"]
+CriterionKind = Literal["yield", "ffr", "uber", "fit", "max", "min"]
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\.[A-Za-z0-9_]+$")
 
 
 class Criterion(_Strict):
-    """A lot-level acceptance criterion computed over all DUTs at a stated confidence."""
+    """A lot-level acceptance criterion computed over all DUTs at a stated confidence.
+
+    - yield: passed / judged DUTs ≥ limit.
+    - ffr: exact binomial upper bound of the failing fraction ≤ limit (JESD218 FFR).
+    - uber: χ² upper bound of bit errors per bit read ≤ limit; `errors` and `bits` name the
+      measurements summed over every DUT (`step.measurement`).
+    - fit: JESD85 failure rate bound in FIT ≤ limit, over `hours` of stress accelerated by
+      Arrhenius from `stress_temp_c` to `use_temp_c` with `ea_ev`.
+    - max / min: the worst DUT's value of `measurement` (`step.measurement`) against limit.
+    """
 
     name: str
     kind: CriterionKind
     limit: float
     confidence: float = Field(default=0.6, gt=0, lt=1)
+    errors: str | None = None
+    bits: str | None = None
+    measurement: str | None = None
+    hours: float | None = Field(default=None, gt=0)
+    ea_ev: float = Field(default=0.7, gt=0)
+    use_temp_c: float | None = None
+    stress_temp_c: float | None = None
     doc: str | None = None
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("errors", "bits", "measurement")
+    @classmethod
+    def _ref(cls, value: str | None) -> str | None:
+        if value is not None and not _REF.match(value):
+            raise ValueError(f"{value!r} is not a `step.measurement` reference")
+        return value
+
+    @model_validator(mode="after")
+    def _inputs(self) -> Criterion:
+        need = {
+            "uber": ("errors", "bits"),
+            "max": ("measurement",),
+            "min": ("measurement",),
+            "fit": ("hours",),
+        }.get(self.kind, ())
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} criterion needs {', '.join(missing)}")
+        if self.kind == "fit" and (self.use_temp_c is None) != (self.stress_temp_c is None):
+            raise ValueError("give both use_temp_c and stress_temp_c, or neither (no acceleration)")
+        return self
+
+    def references(self) -> list[str]:
+        """Return the `step.measurement` references this criterion reads."""
+        return [r for r in (self.errors, self.bits, self.measurement) if r is not None]
 
 
 class Telemetry(_Strict):
