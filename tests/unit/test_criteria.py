@@ -14,7 +14,9 @@ from qualify.plans.loader import parse_plan
 from qualify.plans.schema import Criterion
 
 
-def _one(c: Criterion, verdicts: dict[str, str], data: dict[tuple[str, str], dict[str, list[float]]] | None = None):
+def _one(
+    c: Criterion, verdicts: dict[str, str], data: dict[tuple[str, str], dict[str, list[float]]] | None = None
+):
     rows = evaluate_criteria([c], verdicts, "L1", (lambda s, m: (data or {}).get((s, m), {})))
     assert len(rows) == 1
     return rows[0]
@@ -41,8 +43,16 @@ def test_uber_needs_about_9_2e15_bits_without_error() -> None:
 
 
 def test_fit_with_acceleration_matches_jesd85_form() -> None:
-    c = Criterion(name="fit", kind="fit", limit=100, confidence=0.6, hours=1000, ea_ev=0.7,
-                  use_temp_c=55, stress_temp_c=125)
+    c = Criterion(
+        name="fit",
+        kind="fit",
+        limit=100,
+        confidence=0.6,
+        hours=1000,
+        ea_ev=0.7,
+        use_temp_c=55,
+        stress_temp_c=125,
+    )
     row = _one(c, {f"D{i}": "pass" for i in range(231)})
     af = math.exp(0.7 / 8.617333262e-5 * (1 / 328.15 - 1 / 398.15))
     expected = chi2.ppf(0.6, 2) / (2 * 231 * 1000 * af) * 1e9
@@ -53,7 +63,11 @@ def test_fit_with_acceleration_matches_jesd85_form() -> None:
 def test_yield_and_worst_dut() -> None:
     verdicts = {"A": "pass", "B": "fail", "C": "pass", "D": "error"}
     row = _one(Criterion(name="y", kind="yield", limit=0.9), verdicts)
-    assert row["value"] == pytest.approx(2 / 3) and row["verdict"] == "fail" and "1 DUT(s) not judged" in row["basis"]
+    assert (
+        row["value"] == pytest.approx(2 / 3)
+        and row["verdict"] == "fail"
+        and "1 DUT(s) not judged" in row["basis"]
+    )
     data = {("profile", "weak_cells"): {"A": [1, 3], "B": [12], "C": [0]}}
     worst = _one(Criterion(name="w", kind="max", limit=10, measurement="profile.weak_cells"), verdicts, data)
     assert worst["value"] == 12 and worst["verdict"] == "fail" and "DUT B" in worst["basis"]
@@ -64,7 +78,7 @@ def test_yield_and_worst_dut() -> None:
 def test_criterion_shape_rules() -> None:
     with pytest.raises(ValueError, match="needs errors, bits"):
         Criterion(name="u", kind="uber", limit=1e-16)
-    with pytest.raises(ValueError, match="step.measurement"):
+    with pytest.raises(ValueError, match=r"step\.measurement"):
         Criterion(name="m", kind="max", limit=1, measurement="nodot")
 
 
