@@ -372,6 +372,8 @@ class Engine:
                 self._advance(env.chamber.soak_s, batch)
             if env.hold_s:
                 self._advance(env.hold_s, batch)
+            if env.hold_equivalent is not None and env.chamber is not None:
+                readings += self._equivalent_hold(env, batch)
         except HarnessError as exc:
             status, message = "error", str(exc)
             self._record_station_step(ref, "error", message, readings, t_start, started_at, batch)
@@ -430,6 +432,24 @@ class Engine:
             Reading("chamber_temp_c", temp_c, unit="°C"),
             Reading("ramp_s", self.clock.now() - t0, unit="s"),
         ]
+
+    def _equivalent_hold(self, env: Environment, batch: Batch) -> list[Reading]:
+        """Hold as long as the plan's use condition needs at this chamber temperature."""
+        from qualify.stats import arrhenius_af
+
+        eq, chamber = env.hold_equivalent, env.chamber
+        assert eq is not None and chamber is not None
+        af = arrhenius_af(eq.ea_ev, eq.temp_c, chamber.temp_c)
+        hold_h = eq.hours / af
+        self._event(
+            "info",
+            "engine",
+            f"holding {hold_h:.4g} h at {chamber.temp_c:g} °C ≡ {eq.hours:g} h at {eq.temp_c:g} °C "
+            f"(Arrhenius AF {af:.4g}, Ea {eq.ea_ev:g} eV)",
+            batch,
+        )
+        self._advance(hold_h * 3600.0, batch)
+        return [Reading("acceleration_factor", af), Reading("equivalent_hold_h", hold_h, unit="h")]
 
     def _chamber(self) -> Any:
         try:

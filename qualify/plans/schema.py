@@ -69,6 +69,18 @@ class SupplySetting(_Strict):
         return self
 
 
+class EquivalentHold(_Strict):
+    """Hold at the chamber temperature as long as `hours` at `temp_c` would age the DUTs.
+
+    The duration follows from the Arrhenius factor with activation energy `ea_ev`: a JESD218
+    enterprise retention bake is `{hours: 2190, temp_c: 40, ea_ev: 1.1}` at the bake setpoint.
+    """
+
+    hours: float = Field(gt=0)
+    temp_c: float
+    ea_ev: float = Field(default=1.1, gt=0)
+
+
 class Environment(_Strict):
     """Station conditions established at the start of every stage iteration."""
 
@@ -76,6 +88,13 @@ class Environment(_Strict):
     supply: SupplySetting | None = None
     dut_power: Literal["on", "off"] | None = None
     hold_s: float = Field(default=0.0, ge=0)
+    hold_equivalent: EquivalentHold | None = None
+
+    @model_validator(mode="after")
+    def _equivalent_needs_chamber(self) -> Environment:
+        if self.hold_equivalent is not None and self.chamber is None:
+            raise ValueError("hold_equivalent needs a chamber temperature to hold at")
+        return self
 
 
 class Step(_Strict):

@@ -59,3 +59,42 @@ def test_same_seed_same_readings_other_seed_other_readings(tmp_path: Path) -> No
     other = _run_all(tmp_path / "c", seed=22)
     assert first == again
     assert len(first) == len(other) and first != other
+
+
+def test_equivalent_hold_bakes_for_the_arrhenius_time(tmp_path: Path) -> None:
+    # JESD218 enterprise: 3 months (2190 h) at 40 °C; at 66 °C and 1.1 eV that is 2190 / 22.76 h.
+    plan = tmp_path / "bake.yaml"
+    plan.write_text(
+        """spec: qualify.plan/1
+name: bake
+version: "1"
+applies_to: ssd
+telemetry: {interval_s: 3600}
+stages:
+  - name: bake
+    environment:
+      chamber: {temp_c: 66, tolerance_c: 1.0}
+      dut_power: "off"
+      hold_equivalent: {hours: 2190, temp_c: 40, ea_ev: 1.1}
+"""
+    )
+    from qualify.stats import arrhenius_af
+
+    options = RunOptions(
+        plan_path=str(plan), station_path=str(sim_station_path()), db_path=str(tmp_path / "q.db")
+    )
+    engine = Engine.start(options)
+    try:
+        (ref,) = engine.items
+        t0 = engine.clock.now()
+        engine.run_item(ref)
+        hold_h = 2190 / arrhenius_af(1.1, 40, 66)
+        assert 96.0 < hold_h < 96.5
+        ramp_s = (66 - 25) / 5.0 * 60
+        assert abs((engine.clock.now() - t0) - (ramp_s + hold_h * 3600)) < 15  # within one poll
+        rows = engine.store.rows("SELECT name, value FROM measurements WHERE name = 'equivalent_hold_h'")
+        assert abs(rows[0]["value"] - hold_h) < 1e-9
+        assert all(not d.powered() for d in engine.station.lab.duts())
+        engine.finish()
+    finally:
+        engine.close()
