@@ -253,6 +253,29 @@ def report_cmd(
     typer.echo(f"report: {path}")
 
 
+@app.command("export")
+@friendly
+def export_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
+    fmt: Annotated[str, typer.Option("--format", help="junit, csv, parquet, stdf or json.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="File (junit, stdf, json) or folder (csv, parquet).")
+    ],
+    db: DbOption = None,
+    telemetry: Annotated[
+        bool, typer.Option("--telemetry", help="JSON: include every telemetry sample.")
+    ] = False,
+) -> None:
+    """Export a run: JUnit XML, CSV or Parquet tables, an STDF V4 file, or a JSON run record.
+
+    Example: qualify export 3f2a9c --format stdf -o run.stdf
+    """
+    from qualify.export import export_run
+
+    path = export_run(default_db(db), run_id, fmt, output, include_telemetry=telemetry)
+    typer.echo(f"{fmt}: {path}")
+
+
 @station_app.command("check")
 @friendly
 def station_check(

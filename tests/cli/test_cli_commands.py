@@ -166,3 +166,15 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     proc = run_qualify(tmp_path, "run", SMOKE, "--sim", "--dut", "NOPE")
     assert proc.returncode == 2 and "--dut NOPE: not on station sim-lab" in proc.stderr
     assert signal.SIGTERM  # the module imports signal for the abort test above
+
+
+def test_export_through_the_cli(finished_run: tuple[Path, str], tmp_path: Path) -> None:
+    folder, run_id = finished_run
+    db = str(folder / "qualify.db")
+    out = tmp_path / "run.json"
+    result = runner.invoke(app, ["export", run_id[:8], "--db", db, "--format", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["run"]["id"] == run_id and len(record["duts"]) == 4
+    bad = runner.invoke(app, ["export", run_id, "--db", db, "--format", "xlsx", "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "xlsx" in bad.output
