@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from drivers.nvme.structures import IdentifyController, SmartLog
+    from drivers.workload.spec import WorkloadResult, WorkloadSpec
 
 
 @runtime_checkable
@@ -126,16 +127,28 @@ class NvmeController(Protocol):
 
 @runtime_checkable
 class SpdHub(Protocol):
-    """A DDR5 SPD5118 hub: the module's SPD EEPROM and its temperature sensor."""
+    """A DDR5 SPD5118 hub: the module's SPD EEPROM, its write protection and its temperature sensor."""
 
     address: str
 
     def read_spd(self) -> bytes:
-        """Read the whole 1024-byte SPD image."""
+        """Read the whole 1024-byte SPD image (every 128-byte page)."""
         ...
 
     def read_temperature(self) -> float:
         """Measure the hub's temperature sensor in °C."""
+        ...
+
+    def write_protection(self) -> int:
+        """Return the write-protected 64-byte blocks as a 16-bit mask (bit n: bytes 64n..64n+63)."""
+        ...
+
+    def set_write_protection(self, blocks_mask: int) -> None:
+        """Set the write-protected blocks; raise InstrumentError if the hub does not take them."""
+        ...
+
+    def write_end_user(self, offset: int, data: bytes) -> None:
+        """Write and verify bytes in the end-user area (0x280..0x3FF); refuse protected blocks."""
         ...
 
 
@@ -146,31 +159,76 @@ class Pmic(Protocol):
     address: str
 
     def read_rails(self) -> dict[str, tuple[float, float]]:
-        """Measure each rail as {name: (volts, amps)}."""
+        """Measure each rail as {name: (volts, amps)}: VDD, VDDQ and VPP."""
+        ...
+
+    def rail_setpoint(self, rail: str) -> float:
+        """Return a rail's programmed output voltage in volts."""
         ...
 
     def set_rail_voltage(self, rail: str, volts: float) -> None:
-        """Program a rail's output voltage (margining)."""
+        """Program a rail's output voltage on the PMIC's 5 mV grid (margining), then verify it."""
+        ...
+
+    def read_input_voltage(self) -> float:
+        """Measure the PMIC's bulk input (the slot's 12 V) in volts."""
         ...
 
 
 @runtime_checkable
 class MemoryTester(Protocol):
-    """A DIMM slot tester: runs an algorithm or pattern at a refresh interval, logs errors."""
+    """A DIMM slot tester: runs a qualify.march algorithm at a refresh interval, logs failing words."""
 
     address: str
 
-    def run_test(self, slot: int, algorithm: str, refresh_ms: float) -> list[int]:
-        """Run an algorithm on a slot; return the failing addresses."""
+    def identify(self) -> str:
+        """Return the tester's `*IDN?` four-field identity."""
+        ...
+
+    def run_test(
+        self,
+        slot: int,
+        algorithm: str,
+        refresh_ms: float,
+        *,
+        delay_ms: float = 0.0,
+        vdd_margin_pct: float = 0.0,
+        tcr: bool = True,
+    ) -> list[int]:
+        """Run an algorithm on a slot (retention pauses, VDD margin, temperature-compensated refresh).
+
+        Return the failing word addresses, ascending.
+        """
+        ...
+
+    def error_log(self, slot: int) -> list[tuple[int, int, int, int]]:
+        """Return the last run's failures on a slot as (address, bit mask, element, op)."""
+        ...
+
+    def last_duration_s(self, slot: int) -> float:
+        """Return the device time the last run on a slot took, in seconds."""
         ...
 
 
 @runtime_checkable
 class BlockWorkload(Protocol):
-    """Runs an I/O workload (fio job, PTS round) against a block device or namespace."""
+    """Runs an I/O workload (fio job, PTS round) against a block device or namespace.
+
+    fio (`drivers.workload.fio.FioWorkload`) and the simulated SSD both implement it, so a plan
+    cannot tell which one ran its workload.
+    """
+
+    def run(self, spec: WorkloadSpec) -> WorkloadResult:
+        """Run one job and return per-direction figures, errors and verify findings."""
+        ...
 
     def run_workload(self, job: dict[str, object]) -> dict[str, float]:
-        """Run a workload; return iops, bandwidth, latency percentiles, bytes and errors."""
+        """Run a plan's job mapping (`drivers.workload.params`); return flat readings.
+
+        Readings: `{read,write,trim}_{iops,bw_bytes_s,io_bytes,lat_p50_us,lat_p99_us,
+        lat_p999_us,lat_max_us}`, `runtime_s`, `errors`, `verify_failures` and
+        `verify_{unwritten,misdirected,stale,corrupted}`.
+        """
         ...
 
 
@@ -179,7 +237,12 @@ class HostMemoryStress(Protocol):
     """Stresses host memory that holds the DUT modules (stressapptest, memtester, March)."""
 
     def run_stress(self, size_bytes: int, seconds: float) -> dict[str, float]:
-        """Run a stress pass; return bandwidth and miscompare counts."""
+        """Run a stress pass; return bandwidth and miscompare counts.
+
+        Readings: `passed` (1 or 0), `miscompares`, `failed_tests`, `runtime_s`, `size_bytes`,
+        `edac_ce`, `edac_ue`, `unattributed`, `bw_bytes_s` when the tool measures it, and
+        `slot{N}_{miscompares,ce,ue}` for each DUT slot an error was attributed to.
+        """
         ...
 
 
@@ -188,5 +251,13 @@ class EdacCounters(Protocol):
     """Reads the kernel's EDAC corrected/uncorrected error counters per DIMM."""
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
-        """Return {dimm label: (corrected, uncorrected)} now."""
+        """Return {dimm label: (corrected, uncorrected)} now.
+
+        A DIMM without a unique label is keyed `mcN/dimmM`; errors a controller could not pin
+        on a DIMM are keyed `mcN/noinfo`.
+        """
+        ...
+
+    def delta(self, before: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        """Return how much each counter rose since the `before` snapshot."""
         ...

@@ -1,1 +1,1 @@
-"""Block workloads: what to run (spec) and what came back (result), for fio and the simulator."""
+"""Block workloads: the spec/result contract (spec), fio job builders (jobs), the fio driver (fio)."""

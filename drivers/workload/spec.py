@@ -34,6 +34,11 @@ class WorkloadSpec:
     verify_only: bool = False
     direct: bool = True
     seed: int = 0
+    # Verify details (fio's own names); a plain `verify` writes headers and checks them after.
+    do_verify: bool = True  # False: write the headers only, for a later verify_only pass
+    verify_backlog: int | None = None  # verify every N written blocks instead of all at the end
+    verify_state_save: bool = False  # record what was written, to survive a power loss
+    verify_state_load: bool = False  # verify only what a saved state says was written
 
     def __post_init__(self) -> None:
         total = sum(frac for _, frac in self.bs_split)

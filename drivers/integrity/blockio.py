@@ -1,0 +1,150 @@
+"""Read and write byte ranges and pattern blocks on a file or block device.
+
+O_DIRECT with page-aligned buffers where the target and the range allow it, so a verify reads
+the medium and not the host's page cache; otherwise buffered I/O, with fsync after writes and
+the range dropped from the cache before reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from drivers.integrity.pattern import Finding, generate, verify
+
+# O_DIRECT needs offsets and lengths in whole logical blocks; 4 KiB is safe on every device.
+DIRECT_ALIGN_BYTES = 4096
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def _aligned(offset_bytes: int, length: int) -> bool:
+    return offset_bytes % DIRECT_ALIGN_BYTES == 0 and length % DIRECT_ALIGN_BYTES == 0
+
+
+@contextlib.contextmanager
+def open_target(path: str | Path, *, write: bool, direct: bool = True) -> Iterator[tuple[int, bool]]:
+    """Open `path` and yield (fd, whether O_DIRECT is on); fall back to buffered if refused."""
+    flags = (os.O_RDWR | os.O_CREAT) if write else os.O_RDONLY
+    use_direct = direct and hasattr(os, "O_DIRECT")
+    fd = -1
+    if use_direct:
+        try:
+            fd = os.open(path, flags | os.O_DIRECT, 0o644)
+        except OSError as exc:
+            # tmpfs and some network filesystems refuse O_DIRECT with EINVAL.
+            if exc.errno != errno.EINVAL:
+                raise
+            use_direct = False
+    if fd < 0:
+        fd = os.open(path, flags, 0o644)
+    try:
+        yield fd, use_direct
+    finally:
+        os.close(fd)
+
+
+def _full_pwrite(fd: int, view: memoryview, offset_bytes: int) -> None:
+    done = 0
+    while done < len(view):
+        written = os.pwrite(fd, view[done:], offset_bytes + done)
+        if written <= 0:
+            raise OSError(errno.EIO, f"short write at byte {offset_bytes + done}")
+        done += written
+
+
+def _full_pread(fd: int, view: memoryview, offset_bytes: int) -> int:
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset_bytes + done)
+        if got == 0:
+            break  # end of file: the rest stays zero, which reads as unwritten
+        done += got
+    return done
+
+
+def _write_at(fd: int, is_direct: bool, offset_bytes: int, data: bytes) -> None:
+    if is_direct:
+        with mmap.mmap(-1, len(data)) as buf:  # page-aligned, as O_DIRECT needs
+            buf[:] = data
+            _full_pwrite(fd, memoryview(buf), offset_bytes)
+    else:
+        _full_pwrite(fd, memoryview(data), offset_bytes)
+
+
+def _read_at(fd: int, is_direct: bool, offset_bytes: int, length: int) -> bytes:
+    if not is_direct and hasattr(os, "posix_fadvise"):
+        # Without O_DIRECT, drop cached pages so the read goes to the device.
+        os.posix_fadvise(fd, offset_bytes, length, os.POSIX_FADV_DONTNEED)
+    with mmap.mmap(-1, max(length, 1)) as buf:
+        view = memoryview(buf)[:length]
+        _full_pread(fd, view, offset_bytes)
+        data = bytes(view)
+        view.release()
+    return data
+
+
+def write_range(path: str | Path, offset_bytes: int, data: bytes, *, direct: bool = True) -> None:
+    """Write `data` at `offset_bytes` and make it durable (fsync) before returning."""
+    with open_target(path, write=True, direct=direct and _aligned(offset_bytes, len(data))) as (fd, d):
+        _write_at(fd, d, offset_bytes, data)
+        os.fsync(fd)
+
+
+def read_range(path: str | Path, offset_bytes: int, length: int, *, direct: bool = True) -> bytes:
+    """Return `length` bytes from `offset_bytes` (zeros past the end of a file)."""
+    with open_target(path, write=False, direct=direct and _aligned(offset_bytes, length)) as (fd, d):
+        return _read_at(fd, d, offset_bytes, length)
+
+
+def _chunks(lba_start: int, count: int, block_bytes: int, chunk_bytes: int) -> Iterator[tuple[int, int]]:
+    per_chunk = max(1, chunk_bytes // block_bytes)
+    for first in range(lba_start, lba_start + count, per_chunk):
+        yield first, min(per_chunk, lba_start + count - first)
+
+
+def write_pattern(
+    path: str | Path,
+    lba_start: int,
+    count: int,
+    generation: int,
+    seed: int,
+    block_bytes: int,
+    *,
+    direct: bool = True,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> int:
+    """Write pattern blocks for LBAs `lba_start` .. +count; return the bytes written."""
+    direct = direct and block_bytes % DIRECT_ALIGN_BYTES == 0
+    total = 0
+    with open_target(path, write=True, direct=direct) as (fd, is_direct):
+        for first, n in _chunks(lba_start, count, block_bytes, chunk_bytes):
+            _write_at(fd, is_direct, first * block_bytes, generate(first, n, generation, seed, block_bytes))
+            total += n * block_bytes
+        # Acknowledged means durable: a power cut after this call must not lose these blocks.
+        os.fsync(fd)
+    return total
+
+
+def verify_pattern(
+    path: str | Path,
+    lba_start: int,
+    count: int,
+    generation: int,
+    seed: int,
+    block_bytes: int,
+    *,
+    direct: bool = True,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> list[Finding]:
+    """Read LBAs `lba_start` .. +count back and return every block that is not as written."""
+    direct = direct and block_bytes % DIRECT_ALIGN_BYTES == 0
+    findings: list[Finding] = []
+    with open_target(path, write=False, direct=direct) as (fd, is_direct):
+        for first, n in _chunks(lba_start, count, block_bytes, chunk_bytes):
+            data = _read_at(fd, is_direct, first * block_bytes, n * block_bytes)
+            findings += verify(data, first, generation, seed, block_bytes)
+    return findings

@@ -1,0 +1,1 @@
+"""Tests that run real command-line tools (fio, stressapptest, memtester) and their parsers."""
