@@ -464,8 +464,11 @@ class Engine:
 
     def _advance(self, duration_s: float, batch: Batch) -> None:
         """Let run time pass, sampling telemetry at the plan's interval."""
+        self._advance_to(self.clock.now() + duration_s, batch)
+
+    def _advance_to(self, end: float, batch: Batch) -> None:
+        """Let run time reach `end` (no-op if it already has), sampling telemetry on the way."""
         interval = self.plan.telemetry.interval_s
-        end = self.clock.now() + duration_s
         while True:
             due = max(self.last_sample_t + interval, self.clock.now())
             if due > end:
@@ -532,11 +535,14 @@ class Engine:
         assert action is not None  # checked when the plan was loaded
         params = action.params.model_validate(step.params)
         outcome = ItemOutcome(ref)
+        # Durations are device time from the step's start: on a real clock the time has passed
+        # already, on a virtual one the engine moves it to the slowest DUT's end.
+        t0 = self.clock.now()
         if action.scope == "station":
             call = self._call(action, None, params)
             status, message = self._record(ref, step, action, None, call, batch)
             duration = call.result.duration_s if call.result else 0.0
-            self._advance(duration, batch)
+            self._advance_to(t0 + duration, batch)
             outcome.station_status, outcome.station_message = status, message
             return outcome
         calls: dict[str, Future[_Call] | _Call] = {}
@@ -564,7 +570,7 @@ class Engine:
             if call.result is not None:
                 longest = max(longest, call.result.duration_s)
         self._check_until(ref, step, results)
-        self._advance(longest, batch)
+        self._advance_to(t0 + longest, batch)
         return outcome
 
     def _call(self, action: Action, dut: BoundDut | None, params: Any) -> _Call:
