@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from drivers.chamber.espec import EspecChamber
+from drivers.dimm.pmic import Pmic5000
+from drivers.dimm.spd5118 import Spd5118Hub
+from drivers.dimm.tester import DimmTester
 from drivers.nvme.controller import NvmeDriver
-from drivers.protocols import NvmeController, PowerSupply, ThermalChamber
+from drivers.protocols import MemoryTester, NvmeController, Pmic, PowerSupply, SpdHub, ThermalChamber
 from drivers.psu.keysight_e36300 import KeysightE36300
 from drivers.registry import DriverSpec
 
@@ -41,5 +44,30 @@ BUILTIN_DRIVERS: list[DriverSpec] = [
         factory=lambda transport, options: NvmeDriver(transport),
         doc="NVMe controller through a passthrough transport (admin commands as bytes)",
         provides=(NvmeController,),
+    ),
+    DriverSpec(
+        name="jedec.spd5118",
+        transport="i2c",
+        factory=lambda transport, options: Spd5118Hub(transport, hid=int(options.get("hid", 0))),
+        doc="DDR5 SPD5118 hub (JESD300-5): SPD pages, write protection, temperature, over I2C",
+        provides=(SpdHub,),
+    ),
+    DriverSpec(
+        name="jedec.pmic5000",
+        transport="i2c",
+        factory=lambda transport, options: Pmic5000(
+            transport,
+            hid=int(options.get("hid", 0)),
+            adc_settle_s=float(options.get("adc_settle_ms", 10)) / 1000.0,
+        ),
+        doc="DDR5 server PMIC (JESD301): rail telemetry and margining, over I2C",
+        provides=(Pmic,),
+    ),
+    DriverSpec(
+        name="qualify.dimm_tester",
+        transport="visa",
+        factory=lambda transport, options: DimmTester(transport, slots=int(options.get("slots", 8))),
+        doc="DIMM slot tester in qualify's documented dialect (docs/dimm_tester_dialect.md)",
+        provides=(MemoryTester,),
     ),
 ]

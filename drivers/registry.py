@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
-TransportKind = Literal["visa", "serial", "nvme"]
+TransportKind = Literal["visa", "serial", "nvme", "i2c"]
 ENTRY_POINT_GROUP = "qualify.drivers"
 
 
