@@ -9,12 +9,13 @@ driver over I2C or by the tester's margin setting.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from drivers.dimm.spd import decode_spd
+from drivers.dimm.spd import decode_spd, with_crc
 from qualify.clock import Clock
 from sim_instruments import noise
 from sim_instruments.dimm.cells import CellArray
@@ -113,6 +114,26 @@ class SlotRecord:
         return data
 
 
+SERIAL_OFFSET = 0x205
+
+
+def stamp_serial(image: bytes, serial: str) -> bytes:
+    """Write a DUT's serial into the SPD's JEDEC serial field (0x205–0x208) and fix the CRC.
+
+    Eight hex digits are taken as the four serial bytes, as readers show them; any other
+    serial is hashed to four bytes, so every simulated module reads back a distinct serial.
+    """
+    try:
+        raw = bytes.fromhex(serial) if len(serial) == 8 else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 4:
+        raw = hashlib.blake2b(serial.encode(), digest_size=4).digest()
+    out = bytearray(image)
+    out[SERIAL_OFFSET : SERIAL_OFFSET + 4] = raw
+    return with_crc(bytes(out))
+
+
 class SimDimm:
     """Simulate a DDR5 RDIMM in a lab slot: hub and PMIC on `bus`, cells, and its tester `record`."""
 
@@ -135,7 +156,7 @@ class SimDimm:
         self.serial = dut.serial
         self.slot = dut.slot
         self.lock = threading.RLock()
-        image = params.spd_bytes()
+        image = stamp_serial(params.spd_bytes(), dut.serial)
         self.spd = decode_spd(image)
         if not self.spd.crc_valid:
             raise ValueError(f"DIMM model {params.name}: SPD image {params.spd_image} fails its CRC")

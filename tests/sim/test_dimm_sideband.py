@@ -18,6 +18,7 @@ from qualify.clock import VirtualClock
 from qualify.resources import fixtures_dir
 from sim_instruments.dimm import DimmTesterSim, SimDimm, make_dimm
 from sim_instruments.dimm.buspirate import BusPiratePty
+from sim_instruments.dimm.device import stamp_serial
 from sim_instruments.dimm.i2c_bus import I2cTransaction
 from sim_instruments.dimm.params import DimmModelParams
 from sim_instruments.dimm.spd_hub import decode_temperature as sim_decode
@@ -52,12 +53,15 @@ def test_drivers_provide_their_capabilities_and_the_bus_is_an_i2c_transport() ->
 
 @pytest.mark.parametrize("image_path", IMAGES, ids=lambda p: p.name)
 def test_every_rdimm_image_reads_back_through_the_hub_with_a_valid_crc(image_path: Path) -> None:
-    image = image_path.read_bytes()
-    dimm = SimDimm(FakeDut(), VirtualClock(), 2, DimmModelParams(name="img", spd_image=image_path.name))
+    dut = FakeDut()
+    # The module carries its DUT's serial, so the image differs from the file only there.
+    image = stamp_serial(image_path.read_bytes(), dut.serial)
+    dimm = SimDimm(dut, VirtualClock(), 2, DimmModelParams(name="img", spd_image=image_path.name))
     hub = Spd5118Hub(dimm.bus)
     assert hub.read_spd() == image
     spd = hub.read_decoded()
     assert spd.crc_valid and spd.crc_stored == decode_spd(image).crc_computed
+    assert spd.serial_number == decode_spd(image).serial_number
     assert hub.identify().startswith("SPD5118 vendor ")
 
 
