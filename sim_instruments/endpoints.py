@@ -1,4 +1,4 @@
-"""Start a simulated lab for a station and hand out its in-process NVMe endpoints."""
+"""Start a simulated lab for a station and hand out its addresses and in-process endpoints."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 
 from drivers.errors import InstrumentTimeout
 from qualify.clock import Clock
+from sim_instruments.dimm.station import DimmStation, start_dimm_station
 from sim_instruments.lab import Lab, SimDut
 from sim_instruments.nvme_ssd import SimHealth, SimNvmeController, SimNvmeIdentity, SimNvmeTransport
 
 SIM_SSD_MODEL = "QSIM E3 U.2 3.84TB"
 SIM_SSD_FIRMWARE = "QS010101"
 SIM_SSD_CAPACITY_BYTES = 3_840_755_982_336
+DIMM_TESTER = "dimmtester"
 
 
 class PoweredNvmeLink:
@@ -43,17 +45,52 @@ class PoweredNvmeLink:
         self._transport.close()
 
 
+class SimLab:
+    """The running simulated lab of a station: the world, its servers and its DIMM tester."""
+
+    def __init__(self, lab: Lab, dimms: DimmStation) -> None:
+        self.lab = lab
+        self.dimms = dimms
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the lab's state (device models included) for a checkpoint."""
+        return self.lab.snapshot()
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Restore a checkpointed state."""
+        self.lab.restore(state)
+
+    def stop(self) -> None:
+        """Stop every server."""
+        self.dimms.stop()
+        self.lab.stop()
+
+    def duts(self) -> list[SimDut]:
+        """Return the lab's DUTs."""
+        return self.lab.duts()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lab, name)
+
+
 def _health(dut: SimDut) -> SimHealth:
     return SimHealth(temperature_k=round(dut.temperature_c() + 273.15))
 
 
 def start_lab(
     lab_config: Mapping[str, Any], clock: Clock, seed: int
-) -> tuple[Lab, dict[str, str], dict[str, Any]]:
-    """Start the lab's servers; return the lab, its instrument addresses and NVMe endpoints."""
+) -> tuple[SimLab, dict[str, str], dict[str, Any]]:
+    """Start the lab's servers; return the lab, its instrument addresses and its endpoints."""
     lab = Lab(clock, seed, lab_config)
     served = lab.start()
-    endpoints: dict[str, Any] = {}
+    try:
+        dimms = start_dimm_station(lab, clock, seed)
+    except BaseException:
+        lab.stop()
+        raise
+    if dimms.server is not None:
+        served[DIMM_TESTER] = dimms.address
+    endpoints: dict[str, Any] = dict(dimms.endpoints)
     for dut in lab.duts():
         if dut.kind != "ssd":
             continue
@@ -66,4 +103,4 @@ def start_lab(
         controller = SimNvmeController(identity, partial(_health, dut))
         address = f"sim-nvme://slot{dut.slot}"
         endpoints[address] = PoweredNvmeLink(SimNvmeTransport(controller, address=address), dut)
-    return lab, served, endpoints
+    return SimLab(lab, dimms), served, endpoints

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivers.dimm.spd import decode_spd
 from drivers.errors import InstrumentError
-from drivers.protocols import NvmeController, PowerSupply, ThermalChamber
+from drivers.protocols import NvmeController, PowerSupply, SpdHub, ThermalChamber
 from drivers.registry import REGISTRY
 from drivers.transport.open import open_transport
 from qualify.clock import Clock
@@ -59,11 +60,15 @@ class BoundDut:
     firmware: str | None = None
     error: str | None = None
     supply_set_v: float | None = None
+    providers: list[Any] = field(default_factory=list)
+    tester: BoundInstrument | None = None
+    tester_slot: int | None = None
 
     def capability(self, protocol: type[T]) -> T | None:
-        """Return the DUT's device (or its supply) if it provides `protocol`."""
-        if self.device is not None and isinstance(self.device, protocol):
-            return self.device
+        """Return the DUT's device, a further device or provider, or its supply, by `protocol`."""
+        for candidate in (self.device, *self.providers):
+            if candidate is not None and isinstance(candidate, protocol):
+                return candidate
         if protocol is PowerSupply and self.supply is not None and self.supply.driver is not None:
             return self.supply.driver
         return None
@@ -191,6 +196,17 @@ def _check_references(station: StationFile, doc: YamlDoc) -> list[InputError]:
             REGISTRY.get(dut.driver)
         except LookupError as exc:
             errors.append(doc.error(("duts", i, "driver"), str(exc)))
+        for j, extra in enumerate(dut.devices):
+            try:
+                REGISTRY.get(extra.driver)
+            except LookupError as exc:
+                errors.append(doc.error(("duts", i, "devices", j, "driver"), str(exc)))
+        if dut.tester and dut.tester.instrument not in names:
+            errors.append(
+                doc.error(
+                    ("duts", i, "tester", "instrument"), f"no instrument named {dut.tester.instrument!r}"
+                )
+            )
         if dut.supply and dut.supply.instrument not in names:
             errors.append(
                 doc.error(
@@ -315,5 +331,12 @@ def identify(dut: BoundDut) -> None:
         ident = nvme.identify_controller()
         dut.serial = ident.serial_number
         dut.model, dut.firmware = ident.model_number, ident.firmware_revision
+        return
+    hub = dut.capability(SpdHub)  # type: ignore[type-abstract]
+    if hub is not None:
+        spd = decode_spd(hub.read_spd())
+        dut.serial = spd.serial_number
+        dut.model = f"{spd.part_number} ({spd.module_type.name}, {spd.speed_grade})"
+        dut.firmware = f"SPD {spd.spd_revision} rev {spd.module_revision_code:02X}"
         return
     raise InstrumentError(dut.address, f"no way to identify a {dut.kind} through driver {dut.driver_name}")

@@ -34,14 +34,33 @@ class SupplyBinding(_Strict):
     current_limit_a: float = Field(default=2.0, gt=0)
 
 
+class DeviceEntry(_Strict):
+    """A further device of the same DUT (a DIMM's PMIC beside its SPD hub)."""
+
+    driver: str
+    address: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TesterBinding(_Strict):
+    """Which slot of a shared tester instrument holds this DUT."""
+
+    instrument: str
+    slot: int = Field(ge=1)
+
+
 class DutEntry(_Strict):
-    """A DUT slot: kind, driver and address of the device, and its supply."""
+    """A DUT slot: kind, driver and address of the device, its supply, and further links."""
 
     slot: int = Field(ge=0)
     kind: Literal["ssd", "dimm"]
     driver: str
     address: str
+    options: dict[str, Any] = Field(default_factory=dict)
     supply: SupplyBinding | None = None
+    devices: list[DeviceEntry] = Field(default_factory=list)
+    tester: TesterBinding | None = None
+    block_device: str | None = None  # where fio runs workloads on a real SSD (e.g. /dev/nvme0n1)
     timeout_ms: int = Field(default=5000, ge=10, le=600_000)
 
 
