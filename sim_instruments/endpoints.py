@@ -3,46 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
-from drivers.errors import InstrumentTimeout
 from qualify.clock import Clock
 from sim_instruments.dimm.station import DimmStation, start_dimm_station
 from sim_instruments.lab import Lab, SimDut
-from sim_instruments.nvme_ssd import SimHealth, SimNvmeController, SimNvmeIdentity, SimNvmeTransport
+from sim_instruments.ssd import SimBlockWorkload, make_ssd
 
-SIM_SSD_MODEL = "QSIM E3 U.2 3.84TB"
-SIM_SSD_FIRMWARE = "QS010101"
-SIM_SSD_CAPACITY_BYTES = 3_840_755_982_336
 DIMM_TESTER = "dimmtester"
-
-
-class PoweredNvmeLink:
-    """An NVMe link that answers only while the DUT's slot is powered, like a real drive."""
-
-    def __init__(self, transport: SimNvmeTransport, dut: SimDut) -> None:
-        self._transport = transport
-        self._dut = dut
-        self.address = transport.address
-
-    def _check_power(self) -> None:
-        if not self._dut.powered():
-            raise InstrumentTimeout(self.address, "no response: the drive is not powered")
-
-    def admin(self, cmd: Any, data: bytes | None = None) -> Any:
-        """Pass an admin command to the drive if it is powered."""
-        self._check_power()
-        return self._transport.admin(cmd, data)
-
-    def io(self, cmd: Any, data: bytes | None = None) -> Any:
-        """Pass an I/O command to the drive if it is powered."""
-        self._check_power()
-        return self._transport.io(cmd, data)
-
-    def close(self) -> None:
-        """Close the link."""
-        self._transport.close()
 
 
 class SimLab:
@@ -73,10 +41,6 @@ class SimLab:
         return getattr(self.lab, name)
 
 
-def _health(dut: SimDut) -> SimHealth:
-    return SimHealth(temperature_k=round(dut.temperature_c() + 273.15))
-
-
 def start_lab(
     lab_config: Mapping[str, Any], clock: Clock, seed: int
 ) -> tuple[SimLab, dict[str, str], dict[str, Any]]:
@@ -94,13 +58,9 @@ def start_lab(
     for dut in lab.duts():
         if dut.kind != "ssd":
             continue
-        identity = SimNvmeIdentity(
-            serial=dut.serial,
-            model=SIM_SSD_MODEL,
-            firmware=SIM_SSD_FIRMWARE,
-            capacity_bytes=SIM_SSD_CAPACITY_BYTES,
-        )
-        controller = SimNvmeController(identity, partial(_health, dut))
-        address = f"sim-nvme://slot{dut.slot}"
-        endpoints[address] = PoweredNvmeLink(SimNvmeTransport(controller, address=address), dut)
+        device, transport = make_ssd(dut, clock, seed, dut.model)
+        lab.attach_device(dut.slot, device)
+        endpoints[transport.address] = transport
+        # Workloads on a simulated drive drive its model; a station binds them to the slot.
+        endpoints[f"providers://slot{dut.slot}"] = [SimBlockWorkload(device)]
     return SimLab(lab, dimms), served, endpoints

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,9 @@ class BoundInstrument:
     driver: Any = None
     idn: str | None = None
     error: str | None = None
+    # Held across a multi-command exchange (select a tester slot, run, read) that DUT
+    # threads sharing the instrument must not interleave.
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def require(self) -> Any:
         """Return the driver; raise InstrumentError if the instrument could not be opened."""

@@ -298,11 +298,35 @@ def test_unsupported_feature_raises_invalid_field(driver: NvmeDriver) -> None:
         driver.admin_result(cmds.get_features(cmds.FeatureId.ARBITRATION))
 
 
-def test_io_queue_has_no_commands_yet(transport: SimNvmeTransport) -> None:
+def test_without_a_backend_the_io_queue_has_no_commands(transport: SimNvmeTransport) -> None:
     completion, data = transport.io(NvmeCommand(opcode=0x02, nsid=1, data_len=4096))
     assert (completion.sct, completion.sc, completion.dnr) == (0, 0x01, True)
     assert completion.sq_id == 1
     assert data == bytes(4096)
+
+
+def test_without_a_backend_drive_commands_and_pages_are_refused(transport: SimNvmeTransport) -> None:
+    for opcode in (0x10, 0x11, 0x14, 0x80, 0x84):
+        completion, _ = transport.admin(NvmeCommand(opcode=opcode, nsid=1))
+        assert (completion.sct, completion.sc) == (0, 0x01), hex(opcode)
+    for lid in (0x01, 0x03, 0x06, 0x07, 0x81, 0xC0):
+        completion, _ = transport.admin(cmds.get_log_page(lid, 0xFFFFFFFF, length_bytes=512))
+        assert (completion.sct, completion.sc) == (0, 0x02), hex(lid)
+
+
+def test_controller_state_survives_a_snapshot(controller: SimNvmeController, world: World) -> None:
+    driver = NvmeDriver(SimNvmeTransport(controller))
+    driver.set_temperature_threshold(350, save=True)
+    driver.set_temperature_threshold(352)
+    state = controller.snapshot()
+    clone = SimNvmeController(IDENTITY, world)
+    clone.restore(state)
+    assert clone.snapshot() == state
+    first = SimNvmeTransport(controller).admin(cmds.smart_log())
+    second = SimNvmeTransport(clone).admin(cmds.smart_log())
+    assert first == second
+    clone.reset()
+    assert NvmeDriver(SimNvmeTransport(clone)).get_temperature_threshold() == 350  # saved value
 
 
 def test_completions_echo_cid_and_advance_the_sq_head(transport: SimNvmeTransport) -> None:
