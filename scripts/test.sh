@@ -22,7 +22,19 @@ fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
-lint_dirs=(qualify drivers sim_instruments tests)
+# The QEMU NVMe proof (tests/tools/test_qemu_nvme.py) boots a Debian guest with QEMU's emulated
+# NVMe controller; its image is built once into ${QUALIFY_QEMU_CACHE:-$HOME/.cache/qualify-qemu}.
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  if ! command -v qemu-system-x86_64 >/dev/null || ! command -v debootstrap >/dev/null; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      qemu-system-x86 debootstrap e2fsprogs fdisk
+  fi
+  bash scripts/qemu/build-image.sh
+  export QUALIFY_QEMU_REQUIRED=1
+fi
+
+lint_dirs=(qualify drivers sim_instruments tests scripts)
 [ -d benchmarks ] && lint_dirs+=(benchmarks)
 python3 -m ruff check "${lint_dirs[@]}"
 python3 -m ruff format --check "${lint_dirs[@]}"

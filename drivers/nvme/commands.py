@@ -1,8 +1,10 @@
-"""NVMe submission/completion queue entries, admin command builders and status decoding.
+"""NVMe submission/completion queue entries, admin and I/O command builders, status decoding.
 
 Layouts follow the NVM Express Base Specification 2.0 (Common Command Format, Common
-Completion Queue Entry, Get Log Page, Identify, Get/Set Features). Standard library only: this
-module also runs inside a minimal Linux guest with a bare python3.
+Completion Queue Entry, Get Log Page, Identify, Get/Set Features, Format NVM, Sanitize, Device
+Self-test, Firmware Image Download / Commit) and the NVM Command Set Specification 1.0 (Read,
+Write, Flush, Dataset Management, Write Zeroes). Standard library only: this module also runs
+inside a minimal Linux guest with a bare python3.
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ SQE_SIZE_BYTES = 64
 CQE_SIZE_BYTES = 16
 IDENTIFY_DATA_SIZE_BYTES = 4096
 SMART_LOG_SIZE_BYTES = 512
+ERROR_LOG_ENTRY_SIZE_BYTES = 64
+FIRMWARE_SLOT_LOG_SIZE_BYTES = 512
+SELF_TEST_LOG_SIZE_BYTES = 564
+TELEMETRY_HEADER_SIZE_BYTES = 512
+SANITIZE_STATUS_LOG_SIZE_BYTES = 512
+OCP_SMART_EXTENDED_LOG_SIZE_BYTES = 512
+DSM_RANGE_SIZE_BYTES = 16
+MAX_DSM_RANGES = 256
+MAX_BLOCKS_PER_COMMAND = 0x10000
+"""NLB is a 0's based 16-bit field, so one Read, Write or Write Zeroes moves at most 65536 blocks."""
 
 NSID_NONE = 0x00000000
 NSID_ALL = 0xFFFFFFFF
@@ -51,6 +63,10 @@ class AdminOpcode(enum.IntEnum):
     SANITIZE = 0x84
 
 
+LONG_RUNNING_ADMIN_OPCODES = frozenset({AdminOpcode.FORMAT_NVM, AdminOpcode.FIRMWARE_COMMIT})
+"""Admin commands that may run for minutes on a large drive; transports give them a long timeout."""
+
+
 class IoOpcode(enum.IntEnum):
     """NVM command set I/O opcodes (NVM Command Set Spec 1.0, Figure 17)."""
 
@@ -84,6 +100,8 @@ class LogPageId(enum.IntEnum):
     TELEMETRY_CONTROLLER = 0x08
     ENDURANCE_GROUP = 0x09
     SANITIZE_STATUS = 0x81
+    OCP_SMART_EXTENDED = 0xC0
+    """Vendor-specific LID that the OCP Datacenter NVMe SSD Specification assigns."""
 
 
 class FeatureId(enum.IntEnum):
@@ -479,11 +497,13 @@ def get_log_page(
     lsp: int = 0,
     lsi: int = 0,
     rae: bool = False,
+    uuid_index: int = 0,
 ) -> NvmeCommand:
     """Build a Get Log Page command (opcode 02h) reading `length_bytes` from `offset_bytes`.
 
     NUMD is a 0's based dword count split into NUMDL (CDW10 31:16) and NUMDU (CDW11 15:0);
-    the offset is LPOL/LPOU (CDW12/CDW13) and must be dword aligned.
+    the offset is LPOL/LPOU (CDW12/CDW13) and must be dword aligned. `uuid_index` (CDW14
+    6:0) selects whose vendor-specific page a LID names, e.g. the OCP one.
     """
     if not 0 <= lid <= 0xFF:
         raise ValueError(f"get_log_page: LID {lid!r} does not fit in 8 bits")
@@ -500,6 +520,8 @@ def get_log_page(
         raise ValueError(f"get_log_page: LSP {lsp!r} does not fit in 7 bits")
     if not 0 <= lsi <= 0xFFFF:
         raise ValueError(f"get_log_page: LSI {lsi!r} does not fit in 16 bits")
+    if not 0 <= uuid_index <= 0x7F:
+        raise ValueError(f"get_log_page: UUID index {uuid_index!r} does not fit in 7 bits")
     return NvmeCommand(
         opcode=AdminOpcode.GET_LOG_PAGE,
         nsid=nsid,
@@ -507,6 +529,7 @@ def get_log_page(
         cdw11=(numd >> 16) | (lsi << 16),
         cdw12=offset_bytes & _U32_MAX,
         cdw13=offset_bytes >> 32,
+        cdw14=uuid_index,
         data_len=length_bytes,
     )
 
@@ -514,6 +537,59 @@ def get_log_page(
 def smart_log(nsid: int = NSID_ALL) -> NvmeCommand:
     """Build Get Log Page LID 02h for the whole 512-byte SMART / Health Information page."""
     return get_log_page(LogPageId.SMART_HEALTH, nsid, SMART_LOG_SIZE_BYTES)
+
+
+def error_log(entries: int) -> NvmeCommand:
+    """Build Get Log Page LID 01h for the newest `entries` 64-byte Error Information entries."""
+    if entries <= 0:
+        raise ValueError(f"error_log: {entries} entries; ask for at least one")
+    return get_log_page(LogPageId.ERROR_INFORMATION, NSID_ALL, entries * ERROR_LOG_ENTRY_SIZE_BYTES)
+
+
+def firmware_slot_log() -> NvmeCommand:
+    """Build Get Log Page LID 03h: the 512-byte Firmware Slot Information page."""
+    return get_log_page(LogPageId.FIRMWARE_SLOT, NSID_ALL, FIRMWARE_SLOT_LOG_SIZE_BYTES)
+
+
+def self_test_log(nsid: int = NSID_ALL) -> NvmeCommand:
+    """Build Get Log Page LID 06h: the 564-byte Device Self-test page."""
+    return get_log_page(LogPageId.DEVICE_SELF_TEST, nsid, SELF_TEST_LOG_SIZE_BYTES)
+
+
+def telemetry_host_log(
+    create: bool = False,
+    offset_bytes: int = 0,
+    length_bytes: int = TELEMETRY_HEADER_SIZE_BYTES,
+) -> NvmeCommand:
+    """Build Get Log Page LID 07h (Telemetry Host-Initiated); `create` sets LSP bit 0.
+
+    The first read of a capture sets Create Telemetry Host-Initiated Data so the controller
+    snapshots its state; later reads of the same capture (other offsets) leave it clear.
+    """
+    return get_log_page(
+        LogPageId.TELEMETRY_HOST, NSID_NONE, length_bytes, offset_bytes=offset_bytes, lsp=int(create)
+    )
+
+
+def sanitize_status_log() -> NvmeCommand:
+    """Build Get Log Page LID 81h: the 512-byte Sanitize Status page."""
+    return get_log_page(LogPageId.SANITIZE_STATUS, NSID_NONE, SANITIZE_STATUS_LOG_SIZE_BYTES)
+
+
+def ocp_smart_extended_log(uuid_index: int = 0) -> NvmeCommand:
+    """Build Get Log Page LID C0h: the OCP SMART / Health Information Extended page (512 B).
+
+    OCP 2.5 and later drives expect the index of the OCP UUID in their UUID list (Identify
+    CNS 17h); 0 reads the page of drives that predate UUID selection (OCP 1.0-2.0).
+    """
+    return get_log_page(
+        LogPageId.OCP_SMART_EXTENDED, NSID_ALL, OCP_SMART_EXTENDED_LOG_SIZE_BYTES, uuid_index=uuid_index
+    )
+
+
+def identify_active_namespaces(start_nsid: int = 0) -> NvmeCommand:
+    """Build Identify CNS 02h: up to 1024 active NSIDs greater than `start_nsid`, ascending."""
+    return identify(Cns.ACTIVE_NAMESPACE_LIST, nsid=start_nsid)
 
 
 def get_features(
@@ -590,11 +666,231 @@ def temperature_threshold_k(result: int) -> int:
     return result & 0xFFFF
 
 
+class SecureErase(enum.IntEnum):
+    """Format NVM Secure Erase Settings (SES, CDW10 bits 11:9)."""
+
+    NONE = 0
+    USER_DATA = 1
+    CRYPTOGRAPHIC = 2
+
+
+def format_nvm(
+    nsid: int,
+    lbaf: int,
+    ses: SecureErase = SecureErase.NONE,
+    mset: bool = False,
+    pi: int = 0,
+    pil: bool = False,
+) -> NvmeCommand:
+    """Build Format NVM (opcode 80h): LBA format `lbaf` (LBAFL 3:0, LBAFU 13:12), SES 11:9.
+
+    `mset` puts metadata at the end of each LBA (extended LBA), `pi`/`pil` choose the
+    protection information type and its place. NSID FFFFFFFFh formats every namespace.
+    """
+    if not 0 <= lbaf <= 0x3F:
+        raise ValueError(f"format_nvm: LBA format index {lbaf!r} does not fit in 6 bits")
+    if not 0 <= pi <= 0b111:
+        raise ValueError(f"format_nvm: PI {pi!r} does not fit in 3 bits")
+    return NvmeCommand(
+        opcode=AdminOpcode.FORMAT_NVM,
+        nsid=nsid,
+        cdw10=(lbaf & 0xF)
+        | (int(mset) << 4)
+        | (pi << 5)
+        | (int(pil) << 8)
+        | (int(SecureErase(ses)) << 9)
+        | ((lbaf >> 4) << 12),
+    )
+
+
+class SanitizeAction(enum.IntEnum):
+    """Sanitize Action (SANACT, CDW10 bits 2:0)."""
+
+    EXIT_FAILURE_MODE = 1
+    BLOCK_ERASE = 2
+    OVERWRITE = 3
+    CRYPTO_ERASE = 4
+
+
+def sanitize(
+    action: SanitizeAction,
+    allow_unrestricted_exit: bool = False,
+    overwrite_passes: int = 1,
+    overwrite_invert: bool = False,
+    no_deallocate: bool = False,
+    overwrite_pattern: int = 0,
+) -> NvmeCommand:
+    """Build Sanitize (opcode 84h): SANACT 2:0, AUSE 3, OWPASS 7:4, OIPBP 8, NDAS 9; OVRPAT.
+
+    OWPASS 0 means 16 passes in the spec; this builder takes the real count, 1 to 16.
+    The command returns at once; progress is in the Sanitize Status log (LID 81h).
+    """
+    if not 1 <= overwrite_passes <= 16:
+        raise ValueError(f"sanitize: {overwrite_passes} overwrite passes; 1 to 16")
+    if not 0 <= overwrite_pattern <= _U32_MAX:
+        raise ValueError(f"sanitize: overwrite pattern {overwrite_pattern!r} does not fit in 32 bits")
+    return NvmeCommand(
+        opcode=AdminOpcode.SANITIZE,
+        cdw10=int(SanitizeAction(action))
+        | (int(allow_unrestricted_exit) << 3)
+        | ((overwrite_passes & 0xF) << 4)
+        | (int(overwrite_invert) << 8)
+        | (int(no_deallocate) << 9),
+        cdw11=overwrite_pattern,
+    )
+
+
+class SelfTestCode(enum.IntEnum):
+    """Device Self-test Self-test Code (STC, CDW10 bits 3:0)."""
+
+    SHORT = 0x1
+    EXTENDED = 0x2
+    VENDOR_SPECIFIC = 0xE
+    ABORT = 0xF
+
+
+def device_self_test(code: SelfTestCode, nsid: int = NSID_ALL) -> NvmeCommand:
+    """Build Device Self-test (opcode 14h); NSID 0 tests the controller only, FFFFFFFFh all."""
+    return NvmeCommand(opcode=AdminOpcode.DEVICE_SELF_TEST, nsid=nsid, cdw10=int(SelfTestCode(code)))
+
+
+def firmware_image_download(offset_bytes: int, length_bytes: int) -> NvmeCommand:
+    """Build Firmware Image Download (opcode 11h): NUMD (0's based dwords) and OFST (dwords)."""
+    if length_bytes <= 0 or length_bytes % 4:
+        raise ValueError(f"firmware_image_download: length {length_bytes} is not whole dwords")
+    if offset_bytes < 0 or offset_bytes % 4 or offset_bytes // 4 > _U32_MAX:
+        raise ValueError(f"firmware_image_download: offset {offset_bytes} is not a dword offset")
+    return NvmeCommand(
+        opcode=AdminOpcode.FIRMWARE_IMAGE_DOWNLOAD,
+        cdw10=length_bytes // 4 - 1,
+        cdw11=offset_bytes // 4,
+        data_len=length_bytes,
+    )
+
+
+class CommitAction(enum.IntEnum):
+    """Firmware Commit Commit Action (CA, CDW10 bits 5:3)."""
+
+    REPLACE = 0
+    REPLACE_AND_ACTIVATE_AT_RESET = 1
+    ACTIVATE_AT_RESET = 2
+    REPLACE_AND_ACTIVATE_NOW = 3
+    REPLACE_BOOT_PARTITION = 6
+    ACTIVATE_BOOT_PARTITION = 7
+
+
+def firmware_commit(slot: int, action: CommitAction, boot_partition_id: int = 0) -> NvmeCommand:
+    """Build Firmware Commit (opcode 10h): FS 2:0 (0 lets the controller pick), CA 5:3, BPID 31."""
+    if not 0 <= slot <= 7:
+        raise ValueError(f"firmware_commit: slot {slot!r} is not 0-7")
+    if boot_partition_id not in (0, 1):
+        raise ValueError(f"firmware_commit: boot partition {boot_partition_id!r} is not 0 or 1")
+    return NvmeCommand(
+        opcode=AdminOpcode.FIRMWARE_COMMIT,
+        cdw10=slot | (int(CommitAction(action)) << 3) | (boot_partition_id << 31),
+    )
+
+
+def _check_lba_range(name: str, slba: int, blocks: int) -> None:
+    if not 0 <= slba <= _U64_MAX:
+        raise ValueError(f"{name}: starting LBA {slba!r} does not fit in 64 bits")
+    if not 1 <= blocks <= MAX_BLOCKS_PER_COMMAND:
+        raise ValueError(f"{name}: {blocks} blocks; one command moves 1 to {MAX_BLOCKS_PER_COMMAND}")
+
+
+def _rw(opcode: int, name: str, nsid: int, slba: int, blocks: int, lba_bytes: int, fua: bool) -> NvmeCommand:
+    _check_lba_range(name, slba, blocks)
+    if lba_bytes <= 0:
+        raise ValueError(f"{name}: LBA size {lba_bytes!r} bytes")
+    return NvmeCommand(
+        opcode=opcode,
+        nsid=nsid,
+        cdw10=slba & _U32_MAX,
+        cdw11=slba >> 32,
+        cdw12=(blocks - 1) | (int(fua) << 30),
+        data_len=blocks * lba_bytes,
+    )
+
+
+def read(nsid: int, slba: int, blocks: int, lba_bytes: int, fua: bool = False) -> NvmeCommand:
+    """Build Read (I/O opcode 02h): SLBA in CDW10/11, NLB (0's based) CDW12 15:0, FUA 30."""
+    return _rw(IoOpcode.READ, "read", nsid, slba, blocks, lba_bytes, fua)
+
+
+def write(nsid: int, slba: int, blocks: int, lba_bytes: int, fua: bool = False) -> NvmeCommand:
+    """Build Write (I/O opcode 01h): SLBA in CDW10/11, NLB (0's based) CDW12 15:0, FUA 30."""
+    return _rw(IoOpcode.WRITE, "write", nsid, slba, blocks, lba_bytes, fua)
+
+
+def flush(nsid: int) -> NvmeCommand:
+    """Build Flush (I/O opcode 00h): commit the volatile write cache of `nsid` to media."""
+    return NvmeCommand(opcode=IoOpcode.FLUSH, nsid=nsid)
+
+
+def write_zeroes(
+    nsid: int, slba: int, blocks: int, deallocate: bool = False, fua: bool = False
+) -> NvmeCommand:
+    """Build Write Zeroes (I/O opcode 08h): SLBA, NLB, DEAC (CDW12 25) lets the drive deallocate."""
+    _check_lba_range("write_zeroes", slba, blocks)
+    return NvmeCommand(
+        opcode=IoOpcode.WRITE_ZEROES,
+        nsid=nsid,
+        cdw10=slba & _U32_MAX,
+        cdw11=slba >> 32,
+        cdw12=(blocks - 1) | (int(deallocate) << 25) | (int(fua) << 30),
+    )
+
+
+@dataclass(frozen=True)
+class DsmRange:
+    """One Dataset Management range: `blocks` logical blocks from `slba`, with attributes."""
+
+    slba: int
+    blocks: int
+    context_attributes: int = 0
+
+    def to_bytes(self) -> bytes:
+        """Encode the 16-byte range: attributes 3:0, length in LBAs 7:4, starting LBA 15:8."""
+        if not 0 <= self.slba <= _U64_MAX:
+            raise ValueError(f"DsmRange.slba={self.slba!r} does not fit in 64 bits")
+        if not 1 <= self.blocks <= _U32_MAX:
+            raise ValueError(f"DsmRange.blocks={self.blocks!r}: 1 to 2^32-1")
+        if not 0 <= self.context_attributes <= _U32_MAX:
+            raise ValueError(f"DsmRange.context_attributes={self.context_attributes!r} is not 32 bits")
+        return struct.pack("<IIQ", self.context_attributes, self.blocks, self.slba)
+
+
+def dataset_management(nsid: int, ranges: list[DsmRange], deallocate: bool = True) -> NvmeCommand:
+    """Build Dataset Management (I/O opcode 09h): NR (0's based) CDW10 7:0, AD CDW11 bit 2.
+
+    The range list travels as data (16 bytes a range); `dsm_payload` encodes it.
+    """
+    if not 1 <= len(ranges) <= MAX_DSM_RANGES:
+        raise ValueError(f"dataset_management: {len(ranges)} ranges; 1 to {MAX_DSM_RANGES}")
+    return NvmeCommand(
+        opcode=IoOpcode.DATASET_MANAGEMENT,
+        nsid=nsid,
+        cdw10=len(ranges) - 1,
+        cdw11=int(deallocate) << 2,
+        data_len=len(ranges) * DSM_RANGE_SIZE_BYTES,
+    )
+
+
+def dsm_payload(ranges: list[DsmRange]) -> bytes:
+    """Encode the range list a Dataset Management command sends."""
+    return b"".join(item.to_bytes() for item in ranges)
+
+
 def opcode_name(opcode: int, admin: bool = True) -> str:
     """Return a readable name for an opcode, e.g. 'Identify (06h)'."""
     table: type[enum.IntEnum] = AdminOpcode if admin else IoOpcode
     try:
-        name = table(opcode).name.replace("_", " ").title()
+        words = table(opcode).name.replace("_", " ").title().split()
     except ValueError:
-        name = "Opcode"
+        words = ["Opcode"]
+    name = " ".join(_ACRONYMS.get(word, word) for word in words)
     return f"{name} ({opcode:02X}h)"
+
+
+# Words the spec spells in capitals, so messages match the spec's command names.
+_ACRONYMS = {"Nvm": "NVM", "Io": "I/O", "Sq": "SQ", "Cq": "CQ"}

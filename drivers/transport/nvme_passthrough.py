@@ -1,6 +1,7 @@
 """The NVMe passthrough contract: submit one command, get its completion and data back.
 
-A Linux ioctl transport (`/dev/nvmeN`) and the simulated lab's transport both implement it.
+The Linux ioctl transport (`nvme_linux`, `/dev/nvmeN`), the nvme-cli transport (`nvme_cli`)
+and the simulated lab's transport implement it.
 Standard library only: this module also runs inside a minimal Linux guest with a bare python3.
 """
 
