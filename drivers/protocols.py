@@ -6,7 +6,7 @@ engine never asks which model or which transport is behind a capability.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from drivers.nvme.structures import IdentifyController, SmartLog
@@ -260,4 +260,29 @@ class EdacCounters(Protocol):
 
     def delta(self, before: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
         """Return how much each counter rose since the `before` snapshot."""
+        ...
+
+
+@runtime_checkable
+class NvmeMedia(Protocol):
+    """An NVMe drive's media operations: format, I/O by LBA, and the OCP health log."""
+
+    def identify_namespace(self, nsid: int = 1) -> Any:
+        """Return the decoded Identify Namespace (block size, size in blocks)."""
+        ...
+
+    def format_nvm(self, nsid: int = 1, lbaf: int | None = None, ses: Any = 0) -> Any:
+        """Format a namespace, optionally erasing user data securely."""
+        ...
+
+    def read(self, nsid: int, slba: int, blocks: int, fua: bool = False) -> bytes:
+        """Read logical blocks."""
+        ...
+
+    def write(self, nsid: int, slba: int, data: bytes, fua: bool = False) -> None:
+        """Write whole logical blocks."""
+        ...
+
+    def ocp_smart_extended_log(self, uuid_index: int = 0) -> Any:
+        """Return the OCP SMART / Health Information Extended log (LID C0h)."""
         ...

@@ -30,4 +30,5 @@ def all_actions() -> list[Action]:
 def _load_builtins() -> None:
     # Imported for its registrations; deferred so the registry module stays import-cycle free.
     import qualify.actions.builtin
-    import qualify.actions.dimm  # noqa: F401
+    import qualify.actions.dimm
+    import qualify.actions.ssd  # noqa: F401

@@ -299,15 +299,34 @@ def _bind_dut(entry: DutEntry, station: BoundStation, endpoints: dict[str, Any])
     if entry.supply is not None:
         dut.supply = station.instruments[entry.supply.instrument]
         dut.supply_binding = entry.supply
+    if entry.tester is not None:
+        dut.tester = station.instruments[entry.tester.instrument]
+        dut.tester_slot = entry.tester.slot
     try:
         transport = open_transport(
             spec.transport,
             entry.address,
             timeout_ms=entry.timeout_ms,
-            options={},
+            options=entry.options,
             endpoints=endpoints,
         )
-        dut.device = spec.factory(transport, {})
+        dut.device = spec.factory(transport, dict(entry.options))
+        for extra in entry.devices:
+            extra_spec = REGISTRY.get(extra.driver)
+            extra_transport = open_transport(
+                extra_spec.transport,
+                extra.address,
+                timeout_ms=entry.timeout_ms,
+                options=extra.options,
+                endpoints=endpoints,
+            )
+            dut.providers.append(extra_spec.factory(extra_transport, dict(extra.options)))
+        # Capabilities the simulated lab gives a slot directly (a simulated drive's workloads).
+        dut.providers.extend(endpoints.get(f"providers://slot{entry.slot}", []))
+        if entry.block_device is not None:
+            from drivers.workload.fio import FioWorkload
+
+            dut.providers.append(FioWorkload(entry.block_device))
         power_up(dut)
         identify(dut)
     except InstrumentError as exc:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from drivers.errors import InstrumentTimeout
+from drivers.workload.params import result_to_readings, spec_from_params
 from drivers.workload.spec import DirectionResult, WorkloadResult, WorkloadSpec
 from sim_instruments.ssd import ecc
 from sim_instruments.ssd.device import BulkIo, SimSsd
@@ -72,25 +72,8 @@ class SimBlockWorkload:
         self.address = address or f"sim-fio:{device.serial}"
 
     def run_workload(self, job: Mapping[str, object]) -> dict[str, float]:
-        """Run a job given as WorkloadSpec fields (`bs` is a shorthand for one block size)."""
-        fields: dict[str, Any] = dict(job)
-        if "bs" in fields:
-            fields["bs_split"] = ((int(fields.pop("bs")), 1.0),)
-        for key in ("bs_split", "zones"):
-            if key in fields:
-                fields[key] = tuple(tuple(pair) for pair in fields[key])
-        result = self.run(WorkloadSpec(**fields))
-        out: dict[str, float] = {
-            "runtime_s": result.runtime_s,
-            "errors": float(result.errors),
-            "verify_failures": float(len(result.verify_failures)),
-        }
-        for name in ("read", "write", "trim"):
-            direction: DirectionResult = getattr(result, name)
-            for key, value in dataclasses.asdict(direction).items():
-                if value is not None:
-                    out[f"{name}_{key}"] = float(value)
-        return out
+        """Run a plan's job mapping, read exactly as the fio driver reads it, as flat readings."""
+        return result_to_readings(self.run(spec_from_params(job)))
 
     def run(self, spec: WorkloadSpec) -> WorkloadResult:
         """Run one job against the drive model and return what fio would have reported."""

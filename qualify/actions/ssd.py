@@ -1,0 +1,264 @@
+"""SSD actions: workloads (fio or the simulated drive), format, LBA-stamped integrity, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from drivers.errors import DeviceCommandError
+from drivers.integrity.pattern import generate, verify
+from drivers.nvme.commands import SecureErase
+from drivers.protocols import BlockWorkload, NvmeController, NvmeMedia
+from drivers.workload.params import VERIFY_CLASSES, spec_from_params
+from qualify.actions.base import (
+    Action,
+    ActionContext,
+    ActionResult,
+    CapabilityMissing,
+    MeasurementSpec,
+    NoParams,
+    Reading,
+)
+from qualify.actions.registry import register
+from qualify.station.binding import BoundDut
+
+SSD = frozenset({"ssd"})
+NSID = 1
+DATA_UNIT_BYTES = 512_000  # SMART data units: 1000 × 512 bytes
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _media(dut: BoundDut) -> NvmeMedia:
+    media = dut.capability(NvmeMedia)  # type: ignore[type-abstract]
+    if media is None:
+        raise CapabilityMissing(f"{dut.label} has no NVMe media access")
+    return media
+
+
+class WorkloadParams(_Strict):
+    """A workload job: WorkloadSpec fields, or `profile:` with that builder's arguments."""
+
+    job: dict[str, Any]
+
+    @field_validator("job")
+    @classmethod
+    def _valid_job(cls, job: dict[str, Any]) -> dict[str, Any]:
+        spec_from_params(job)  # raises ValueError naming the bad key, at plan-check time
+        return job
+
+
+def _workload(ctx: ActionContext, params: WorkloadParams) -> ActionResult:
+    dut = ctx.require_dut()
+    runner = dut.capability(BlockWorkload)  # type: ignore[type-abstract]
+    if runner is None:
+        raise CapabilityMissing(f"{dut.label} has no workload runner (station: duts[].block_device)")
+    flat = runner.run_workload(dict(params.job))
+    readings = [Reading(name, float(value)) for name, value in sorted(flat.items())]
+    readings.append(Reading("read_bits", float(flat.get("read_io_bytes", 0.0)) * 8))
+    return ActionResult(readings, duration_s=float(flat.get("runtime_s", 0.0)))
+
+
+class FormatParams(_Strict):
+    """Format NVM: secure erase setting and, optionally, the LBA format index."""
+
+    secure_erase: str = Field(default="user_data", pattern="^(none|user_data|cryptographic)$")
+    lbaf: int | None = Field(default=None, ge=0, le=63)
+
+
+def _format(ctx: ActionContext, params: FormatParams) -> ActionResult:
+    media = _media(ctx.require_dut())
+    ses = SecureErase[params.secure_erase.upper()]
+    ns = media.format_nvm(NSID, params.lbaf, ses)
+    return ActionResult(
+        [
+            Reading("block_bytes", float(ns.block_size_bytes), unit="B"),
+            Reading("size_bytes", float(ns.size_bytes)),
+        ],
+        duration_s=60.0,
+    )
+
+
+class IntegrityParams(_Strict):
+    """Sampled LBA-stamped blocks across the namespace: how many, which write generation, seed."""
+
+    blocks: int = Field(default=256, ge=1, le=1_000_000)
+    generation: int = Field(default=1, ge=0)
+    seed: int = Field(default=0x51F1, ge=0)
+
+
+def _sampled_lbas(media: NvmeMedia, blocks: int) -> tuple[list[int], int]:
+    ns = media.identify_namespace(NSID)
+    total = int(ns.size_bytes // ns.block_size_bytes)
+    stride = max(1, total // blocks)
+    return [i * stride for i in range(min(blocks, total))], int(ns.block_size_bytes)
+
+
+def _integrity_write(ctx: ActionContext, params: IntegrityParams) -> ActionResult:
+    media = _media(ctx.require_dut())
+    lbas, block_bytes = _sampled_lbas(media, params.blocks)
+    seed = params.seed ^ ctx.seed
+    for lba in lbas:
+        media.write(NSID, lba, generate(lba, 1, params.generation, seed, block_bytes))
+    return ActionResult(
+        [Reading("blocks_written", float(len(lbas))), Reading("write_bytes", float(len(lbas) * block_bytes))],
+        duration_s=len(lbas) * 1e-4,
+    )
+
+
+def _integrity_verify(ctx: ActionContext, params: IntegrityParams) -> ActionResult:
+    media = _media(ctx.require_dut())
+    lbas, block_bytes = _sampled_lbas(media, params.blocks)
+    seed = params.seed ^ ctx.seed
+    counts = dict.fromkeys(VERIFY_CLASSES, 0)
+    bit_errors = unreadable = 0
+    first: list[str] = []
+    for lba in lbas:
+        try:
+            data = media.read(NSID, lba, 1)
+        except DeviceCommandError as exc:  # an unrecovered read: the block counts once, as lost
+            unreadable += 1
+            bit_errors += block_bytes * 8
+            if len(first) < 5:
+                first.append(f"LBA {lba}: {exc.message}")
+            continue
+        for finding in verify(data, lba, params.generation, seed, block_bytes):
+            counts[finding.kind] = counts.get(finding.kind, 0) + 1
+            bit_errors += finding.bit_errors if finding.bit_errors is not None else block_bytes * 8
+            if len(first) < 5:
+                first.append(f"LBA {finding.lba}: {finding.kind}")
+    readings = [
+        Reading("blocks_checked", float(len(lbas))),
+        Reading("bad_blocks", float(sum(counts.values()) + unreadable)),
+        Reading("unreadable", float(unreadable)),
+        Reading("bit_errors", float(bit_errors)),
+        Reading("read_bits", float(len(lbas) * block_bytes * 8)),
+        *(Reading(kind, float(n)) for kind, n in counts.items()),
+    ]
+    if first:
+        readings.append(Reading("first_findings", text="; ".join(first)))
+    return ActionResult(readings, duration_s=len(lbas) * 1e-4)
+
+
+def _health(ctx: ActionContext, params: NoParams) -> ActionResult:
+    dut = ctx.require_dut()
+    media = _media(dut)
+    ocp = media.ocp_smart_extended_log()
+    nvme = dut.capability(NvmeController)  # type: ignore[type-abstract]
+    if nvme is None:
+        raise CapabilityMissing(f"{dut.label} has no NVMe controller")
+    smart = nvme.smart_log()
+    host_bytes = smart.data_units_written * DATA_UNIT_BYTES
+    readings = [
+        Reading("nand_bytes_written", float(ocp.physical_media_units_written), unit="B"),
+        Reading("host_bytes_written", float(host_bytes), unit="B"),
+        Reading("bad_user_blocks", float(ocp.bad_user_nand_blocks_raw)),
+        Reading("uncorrectable_errors", float(ocp.uncorrectable_read_error_count)),
+        Reading("media_errors", float(smart.media_errors)),
+        Reading("percentage_used", float(smart.percentage_used_pct), unit="%"),
+        Reading("available_spare_pct", float(smart.available_spare_pct), unit="%"),
+        Reading("critical_warning", float(smart.critical_warning)),
+        Reading("throttle_events", float(ocp.thermal_throttling_event_count)),
+    ]
+    if host_bytes > 0:
+        readings.append(Reading("waf", ocp.physical_media_units_written / host_bytes))
+    return ActionResult(readings, duration_s=1.0)
+
+
+_WORKLOAD_READINGS = (
+    *tuple(
+        MeasurementSpec(f"{d}_{m}", unit, f"Measure {d} {m.replace('_', ' ')}")
+        for d in ("read", "write", "trim")
+        for m, unit in (
+            ("iops", None),
+            ("bw_bytes_s", "B/s"),
+            ("io_bytes", "B"),
+            ("lat_p50_us", "us"),
+            ("lat_p99_us", "us"),
+            ("lat_p999_us", "us"),
+            ("lat_max_us", "us"),
+        )
+    ),
+    MeasurementSpec("runtime_s", "s", "Get the job's device time"),
+    MeasurementSpec("errors", None, "Count I/O errors (unrecovered reads count once per block)"),
+    MeasurementSpec("verify_failures", None, "Count verify failures"),
+    *(MeasurementSpec(f"verify_{k}", None, f"Count {k} blocks found by verify") for k in VERIFY_CLASSES),
+    MeasurementSpec("read_bits", None, "Compute bits read"),
+)
+
+for _action in (
+    Action(
+        "workload.run",
+        "dut",
+        SSD,
+        WorkloadParams,
+        _WORKLOAD_READINGS,
+        _workload,
+        "Run a workload job (JESD219, PTS, AI profiles or explicit fio fields) on each SSD.",
+    ),
+    Action(
+        "nvme.format",
+        "dut",
+        SSD,
+        FormatParams,
+        (
+            MeasurementSpec("block_bytes", "B", "Read the LBA size after format"),
+            MeasurementSpec("size_bytes", None, "Read the namespace size"),
+        ),
+        _format,
+        "Format the namespace (Format NVM), with secure erase by default (a purge).",
+    ),
+    Action(
+        "integrity.write",
+        "dut",
+        SSD,
+        IntegrityParams,
+        (
+            MeasurementSpec("blocks_written", None, "Count blocks written"),
+            MeasurementSpec("write_bytes", "B", "Count bytes written"),
+        ),
+        _integrity_write,
+        "Write LBA-stamped, seeded pattern blocks sampled across the namespace.",
+    ),
+    Action(
+        "integrity.verify",
+        "dut",
+        SSD,
+        IntegrityParams,
+        (
+            MeasurementSpec("blocks_checked", None, "Count blocks read back"),
+            MeasurementSpec("bad_blocks", None, "Count blocks that did not read back as written"),
+            MeasurementSpec("unreadable", None, "Count blocks the drive could not read"),
+            MeasurementSpec("bit_errors", None, "Count differing bits (an unreadable block counts whole)"),
+            MeasurementSpec("read_bits", None, "Count bits read back"),
+            *(MeasurementSpec(k, None, f"Count {k} blocks") for k in VERIFY_CLASSES),
+            MeasurementSpec("first_findings", None, "List the first findings"),
+        ),
+        _integrity_verify,
+        "Read the sampled blocks back and classify every difference, regenerated from the seed.",
+    ),
+    Action(
+        "nvme.health",
+        "dut",
+        SSD,
+        NoParams,
+        (
+            MeasurementSpec("nand_bytes_written", "B", "Read physical media bytes written (OCP C0h)"),
+            MeasurementSpec("host_bytes_written", "B", "Read host bytes written (SMART)"),
+            MeasurementSpec("waf", None, "Compute write amplification: NAND / host bytes"),
+            MeasurementSpec("bad_user_blocks", None, "Read bad user NAND blocks"),
+            MeasurementSpec("uncorrectable_errors", None, "Read uncorrectable read errors (OCP)"),
+            MeasurementSpec("media_errors", None, "Read media and data integrity errors"),
+            MeasurementSpec("percentage_used", "%", "Read the endurance used estimate"),
+            MeasurementSpec("available_spare_pct", "%", "Read available spare"),
+            MeasurementSpec("critical_warning", None, "Read critical warning bits"),
+            MeasurementSpec("throttle_events", None, "Read thermal throttling events"),
+        ),
+        _health,
+        "Read SMART and the OCP extended log: wear, WAF, errors, spare, throttling.",
+    ),
+):
+    register(_action)
