@@ -34,6 +34,13 @@ def fixtures_dir() -> Path:
     return data_root() / "fixtures"
 
 
-def sim_station_path() -> Path:
-    """Return the station file of the shipped simulated lab, used by `--sim`."""
-    return fixtures_dir() / "stations" / "sim-lab.yaml"
+SIM_STATIONS = {"station": "sim-lab.yaml", "ssd": "sim-ssd-lot.yaml", "dimm": "sim-dimm-lot.yaml"}
+
+
+def sim_station_path(applies_to: str = "station") -> Path:
+    """Return the shipped simulated station `--sim` uses for plans that apply to this kind.
+
+    Station plans run on the four-SSD bench; SSD plans on a 34-drive lot (enough for JESD218's
+    failure-rate criterion); DIMM plans on an eight-module lot with a DIMM tester.
+    """
+    return fixtures_dir() / "stations" / SIM_STATIONS[applies_to]

@@ -75,7 +75,9 @@ def run(
         typer.Argument(help="Arguments for pytest, after `--` (e.g. -- -x -k hot)."),
     ] = None,
     station: Annotated[Path | None, typer.Option("--station", help="Station file.")] = None,
-    sim: Annotated[bool, typer.Option("--sim", help="Run on the shipped simulated lab.")] = False,
+    sim: Annotated[
+        bool, typer.Option("--sim", help="Run on the shipped simulated station for the plan's DUT kind.")
+    ] = False,
     db: DbOption = None,
     lot: Annotated[str | None, typer.Option("--lot", help="Lot id the DUTs belong to.")] = None,
     dut: Annotated[
@@ -92,9 +94,10 @@ def run(
     from qualify.engine.run import RunOptions
     from qualify.plans.library import find_plan
 
-    station_path = _station_path(station, sim)
+    plan_path = find_plan(plan)
+    station_path = _station_path(station, sim, _applies_to(plan_path))
     options = RunOptions(
-        plan_path=str(find_plan(plan)),
+        plan_path=str(plan_path),
         station_path=str(station_path),
         db_path=str(default_db(db)),
         seed=seed,
@@ -300,12 +303,18 @@ def station_check(
     raise typer.Exit(EXIT_HARNESS if dead else 0)
 
 
-def _station_path(station: Path | None, sim: bool) -> Path:
+def _applies_to(plan_path: Path) -> str:
+    from qualify.plans.loader import load_any_plan
+
+    return load_any_plan(plan_path).plan.applies_to
+
+
+def _station_path(station: Path | None, sim: bool, applies_to: str = "station") -> Path:
     from qualify.resources import sim_station_path
 
     if (station is None) == (not sim):
         raise InputError("give exactly one of --station FILE or --sim")
-    path = sim_station_path() if sim else station
+    path = sim_station_path(applies_to) if sim else station
     assert path is not None
     if not path.is_file():
         raise InputError("station file not found", file=str(path))

@@ -150,6 +150,7 @@ class Engine:
         self.seq = 0
         self.last_sample_t = -1e300
         self.telemetry_failing: set[str] = set()
+        self.duts_powered = True
         self.aborted: str | None = None
         self.progress: Callable[[str], None] = lambda line: None
         self._wall_start = time.monotonic()
@@ -213,10 +214,15 @@ class Engine:
         return engine
 
     def _select_duts(self) -> list[BoundDut]:
+        """Take the station's DUTs of the plan's kind (all for a station plan), or those named."""
+        kind = self.plan.applies_to
+        eligible = [d for d in self.station.duts if kind == "station" or d.kind == kind]
+        if not eligible:
+            raise InputError(f"station {self.station.name} has no {kind} DUT for plan {self.plan.name}")
         wanted = self.options.duts
         if not wanted:
-            return list(self.station.duts)
-        by_serial = {d.serial: d for d in self.station.duts}
+            return eligible
+        by_serial = {d.serial: d for d in eligible}
         missing = [s for s in wanted if s not in by_serial]
         if missing:
             present = ", ".join(sorted(by_serial))
@@ -302,6 +308,7 @@ class Engine:
         self.last_sample_t = float(state.get("last_sample_t", -1e300))
         for dut in self.duts:
             dut.supply_set_v = state.get("supply_set_v", {}).get(dut.serial)
+        self.duts_powered = bool(state.get("duts_powered", True))
         self.station.restore(state.get("station", {}))
 
     def _checkpoint(self) -> tuple[str, int, float, dict[str, Any]]:
@@ -316,6 +323,7 @@ class Engine:
             "t": t,
             "last_sample_t": self.last_sample_t,
             "supply_set_v": {d.serial: d.supply_set_v for d in self.duts},
+            "duts_powered": self.duts_powered,
             "station": self.station.snapshot(),
         }
         return (self.run_id, self.next_index, t, state)
@@ -387,6 +395,7 @@ class Engine:
     def _apply_supply(self, env: Environment, readings: list[Reading]) -> list[str]:
         problems = []
         power_on = env.dut_power != "off"
+        self.duts_powered = power_on
         for dut in self.duts:
             binding = dut.supply_binding
             if binding is None or dut.supply is None:
@@ -506,7 +515,8 @@ class Engine:
             if dut.error:
                 continue
             self._try_sample(f"slot {dut.slot} supply", batch, rows, partial(_supply_telemetry, dut))
-            self._try_sample(f"slot {dut.slot} nvme", batch, rows, partial(_nvme_telemetry, dut))
+            if self.duts_powered:  # a powered-off drive has nothing to say; asking only times out
+                self._try_sample(f"slot {dut.slot} nvme", batch, rows, partial(_nvme_telemetry, dut))
         batch.telemetry.extend((self.run_id, s, t, n, v, u) for s, n, v, u in rows)
 
     def _try_sample(
@@ -800,11 +810,15 @@ class Engine:
         )[0]["n"]
         message = self.aborted or (f"stopped early: {stopped}" if stopped else None)
         self.store.update_run(self.run_id, status=status, ended_at=utc_now(), message=message)
+        criteria = {
+            r["verdict"]
+            for r in self.store.rows("SELECT verdict FROM criteria WHERE run_id = ?", (self.run_id,))
+        }
         if self.aborted:
             code = EXIT_HARNESS
-        elif "fail" in verdicts.values():
-            code = EXIT_DUT_FAILED
-        elif "error" in verdicts.values() or station_errors:
+        elif "fail" in verdicts.values() or "fail" in criteria:
+            code = EXIT_DUT_FAILED  # a device failed, or the lot failed a criterion
+        elif "error" in verdicts.values() or station_errors or "error" in criteria:
             code = EXIT_HARNESS
         else:
             code = EXIT_PASS
