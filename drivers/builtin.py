@@ -8,10 +8,22 @@ from drivers.chamber.espec import EspecChamber
 from drivers.dimm.pmic import Pmic5000
 from drivers.dimm.spd5118 import Spd5118Hub
 from drivers.dimm.tester import DimmTester
+from drivers.dmm.keysight_34465a import MODELS as TRUEVOLT_MODELS
+from drivers.dmm.keysight_34465a import KeysightTruevolt
 from drivers.nvme.controller import NvmeDriver
-from drivers.protocols import MemoryTester, NvmeController, Pmic, PowerSupply, SpdHub, ThermalChamber
+from drivers.protocols import (
+    MemoryTester,
+    Multimeter,
+    NvmeController,
+    Pmic,
+    PowerSupply,
+    SlotPower,
+    SpdHub,
+    ThermalChamber,
+)
 from drivers.psu.keysight_e36300 import KeysightE36300
 from drivers.registry import DriverSpec
+from drivers.slotpower.quarch_array import QuarchArray
 
 
 def _keysight(model: str) -> DriverSpec:
@@ -27,6 +39,28 @@ def _keysight(model: str) -> DriverSpec:
     )
 
 
+def _truevolt(model: str) -> DriverSpec:
+    def build(transport: Any, options: dict[str, Any]) -> KeysightTruevolt:
+        return KeysightTruevolt(transport, model=model)
+
+    return DriverSpec(
+        name=f"keysight.{model.lower()}",
+        transport="visa",
+        factory=build,
+        doc=f"Keysight {model} Truevolt DMM (SCPI over VISA)",
+        provides=(Multimeter,),
+    )
+
+
+def _quarch_array(transport: Any, options: dict[str, Any]) -> QuarchArray:
+    return QuarchArray(
+        transport,
+        model=str(options.get("model", "QTL1461")),
+        ports=int(options.get("ports", 4)),
+        port_map={int(s): int(p) for s, p in options.get("port_map", {}).items()},
+    )
+
+
 BUILTIN_DRIVERS: list[DriverSpec] = [
     _keysight("E36311A"),
     _keysight("E36312A"),
@@ -34,7 +68,7 @@ BUILTIN_DRIVERS: list[DriverSpec] = [
     DriverSpec(
         name="espec.chamber",
         transport="serial",
-        factory=lambda transport, options: EspecChamber(transport),
+        factory=lambda transport, options: EspecChamber(transport, controller=options.get("controller")),
         doc="ESPEC temperature chamber controller (ESPEC serial command dialect)",
         provides=(ThermalChamber,),
     ),
@@ -69,5 +103,13 @@ BUILTIN_DRIVERS: list[DriverSpec] = [
         factory=lambda transport, options: DimmTester(transport, slots=int(options.get("slots", 8))),
         doc="DIMM slot tester in qualify's documented dialect (docs/dimm_tester_dialect.md)",
         provides=(MemoryTester,),
+    ),
+    *(_truevolt(m) for m in TRUEVOLT_MODELS),
+    DriverSpec(
+        name="quarch.array",
+        transport="serial",
+        factory=_quarch_array,
+        doc="Quarch Torridon array controller switching DUT slots (serial console, 19200 8N1)",
+        provides=(SlotPower,),
     ),
 ]

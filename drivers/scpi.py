@@ -43,13 +43,13 @@ class Reading(Generic[T]):
     """A value read from the instrument: query template and reply parser."""
 
     command: str
-    """Template, with `{channel}` for per-channel readings."""
+    """Template, with `{channel}` for per-channel readings and any named query parameters."""
     doc: str
     parse: Callable[[str], T]
 
-    def render(self, channel: int | None = None) -> str:
-        """Return the query line."""
-        return self.command.format(channel=channel)
+    def render(self, channel: int | None = None, **parameters: object) -> str:
+        """Return the query line, with `parameters` filling named fields of the template."""
+        return self.command.format(channel=channel, **parameters)
 
     def decode(self, reply: str, address: str) -> T:
         """Parse `reply`; raise ProtocolError naming the address when it does not parse."""
@@ -57,6 +57,16 @@ class Reading(Generic[T]):
             return self.parse(reply)
         except (ValueError, IndexError) as exc:
             raise ProtocolError(address, f"{self.command!r}: unparsable reply {reply!r}") from exc
+
+
+def one_of(values: tuple[str, ...], quantity: str, owner: str) -> Callable[[str, int | None], None]:
+    """Return a validator that accepts only the listed keyword values."""
+
+    def validate(value: str, channel: int | None) -> None:
+        if value not in values:
+            raise ValueError(f"{owner}: {quantity} {value!r} is not one of {list(values)}")
+
+    return validate
 
 
 def channel_range(

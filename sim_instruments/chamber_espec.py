@@ -4,6 +4,14 @@ Answers as the SCP-220 / P-300 communication manual describes: every command get
 queries answer with data, accepted settings echo the command after `OK:`, and rejected ones
 answer `NA:` with the controller's reason (`NA:CMD ERR`, `NA:PARA ERR`,
 `NA:DATA OUT OF RANGE`). The air temperature itself comes from the lab's chamber model.
+
+Temperature alarms: `TEMP, H<upper> L<lower>` sets the absolute alarm band that `TEMP?` reports
+in its third and fourth fields. When the air leaves the band the controller stops (heaters and
+refrigeration off, as the ESPEC manual's alarm stop): `MODE?` answers STANDBY, `ALARM?` answers
+the count and codes, `MON?` the count. A new `MODE, CONSTANT` or `POWER, ON` acknowledges the
+alarm and restarts control (the panel's reset on the real chamber); if the air is still outside
+the band the alarm trips again at once. Alarm codes are the simulator's own numbering (1: upper
+temperature alarm, 2: lower), not verified against the P-300 code table.
 """
 
 from __future__ import annotations
@@ -24,18 +32,30 @@ class ChamberAir(Protocol):
     """What the dialect needs from the lab's chamber model."""
 
     setpoint_c: float
-    mode: str
     upper_alarm_c: float
     lower_alarm_c: float
     min_c: float
     max_c: float
 
+    @property
+    def mode(self) -> str:
+        """Return the operating mode now (STANDBY after an alarm stop)."""
+        ...
+
     def air_temp_c(self) -> float:
         """Return the air temperature now."""
         ...
 
+    def alarms(self) -> list[int]:
+        """Return the active alarm codes now."""
+        ...
+
     def change(self, *, setpoint_c: float | None = None, mode: str | None = None) -> None:
         """Change the setpoint and/or mode from now on."""
+        ...
+
+    def set_alarm_limits(self, upper_c: float, lower_c: float) -> None:
+        """Set the absolute alarm band from now on."""
         ...
 
 
@@ -56,8 +76,8 @@ class EspecSim:
             "TYPE?": lambda: f"T,{CONTROLLER},{self._chamber.max_c:.1f}",
             "TEMP?": self._temp,
             "MODE?": lambda: self._chamber.mode,
-            "MON?": lambda: f"{self._measured_c():.1f},,{self._chamber.mode},0",
-            "ALARM?": lambda: "0",
+            "MON?": lambda: f"{self._measured_c():.1f},,{self._chamber.mode},{len(self._chamber.alarms())}",
+            "ALARM?": self._alarms,
         }
         if text in queries:
             return queries[text]()
@@ -74,6 +94,21 @@ class EspecSim:
         else:
             return "NA:CMD ERR"
         return f"NA:{error}" if error else f"OK:{line.strip()}"
+
+    def is_measurement(self, line: str) -> bool:
+        """Return whether `line` reads the air temperature (its reply can freeze)."""
+        return line.strip().upper() in ("TEMP?", "MON?")
+
+    def impostor_reply(self, line: str) -> str | None:
+        """Answer `TYPE?` as another controller would, for a wrong-identity fault."""
+        if line.strip().upper() != "TYPE?":
+            return None
+        return f"T,P-300,{self._chamber.max_c:.1f}"
+
+    def _alarms(self) -> str:
+        """Answer ALARM?: the number of active alarms, then their codes."""
+        codes = self._chamber.alarms()
+        return ",".join(str(value) for value in [len(codes), *codes])
 
     def _measured_c(self) -> float:
         """Return the displayed air temperature: model plus sensor noise."""
@@ -100,7 +135,8 @@ class EspecSim:
         setpoint = values.get("S", ch.setpoint_c)
         if not ch.min_c <= setpoint <= ch.max_c or not lower < setpoint < upper:
             return "DATA OUT OF RANGE"
-        ch.upper_alarm_c, ch.lower_alarm_c = upper, lower
+        if "H" in values or "L" in values:
+            ch.set_alarm_limits(upper, lower)
         if "S" in values:
             ch.change(setpoint_c=setpoint)
         return None

@@ -6,6 +6,14 @@ header forms, optional nodes, channel lists `(@1)`, `(@1,3)`, `(@1:3)`, numeric 
 header"`, `-222,"Data out of range"`). A query that fails queues its error and sends nothing,
 so the client times out as it would on the bench.
 
+Output protection, per channel: over-voltage (`VOLT:PROT <v>`, always armed, level from 0 to
+110 % of the rating, `MAX` after *RST) and over-current (`CURR:PROT:STAT ON`, off after *RST,
+tripping once the output has been in constant current for `CURR:PROT:DEL`, 50 ms after *RST
+*(check)*). A trip latches: the output switches off, `OUTP?` answers 0, `VOLT:PROT:TRIP?` or
+`CURR:PROT:TRIP?` answers 1, and `OUTP ON` leaves it off until `OUTP:PROT:CLE` clears the latch
+and restores the output to the state it had before the trip (the E36300 guide's wording). The
+lab decides when a trip happens, because only the lab knows the load.
+
 The ratings table is the simulator's own, not the driver's: the simulated instrument is checked
 against the manual independently of the driver that talks to it.
 """
@@ -16,6 +24,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+# Over-voltage protection reaches 10 % past the rated output *(check against the E36300 guide)*.
+OVP_HEADROOM = 1.10
+OCP_DELAY_DEFAULT_S = 0.050
+OCP_DELAY_MAX_S = 0.255
 
 FIRMWARE = "2.1.0-1.0.4-1.12"
 MANUFACTURER = "Keysight Technologies"
@@ -42,9 +55,15 @@ _LONG_TO_SHORT = {
     "SCALAR": "SCAL",
     "STATE": "STAT",
     "VERSION": "VERS",
+    "PROTECTION": "PROT",
+    "TRIPPED": "TRIP",
+    "CLEAR": "CLE",
+    "DELAY": "DEL",
 }
-# Nodes in square brackets in the manual's syntax: present or absent, same command.
-_OPTIONAL_NODES = {"SOUR", "LEV", "IMM", "AMPL", "SCAL", "DC", "STAT", "NEXT"}
+# Nodes in square brackets in the manual's syntax: present or absent, same command. `STATe` is
+# optional in `OUTPut[:STATe]`; in `CURRent:PROTection:STATe` it is not, but the E36300 has no
+# `CURRent:PROTection[:LEVel]` for the short form to collide with.
+_OPTIONAL_NODES = {"SOUR", "LEV", "IMM", "AMPL", "SCAL", "DC", "STAT", "NEXT", "TIME"}
 _ARGS = re.compile(r"^(?P<value>[^(]*?)\s*,?\s*(?:\(@(?P<channels>[^)]*)\))?\s*$")
 
 
@@ -65,11 +84,54 @@ OUT_OF_RANGE = (-222, "Data out of range")
 
 @dataclass
 class ChannelState:
-    """One output's programmed state."""
+    """One output's programmed state and its protection latches."""
 
     volts: float
     amps_limit: float
     on: bool = False
+    ovp_v: float = 0.0
+    ocp_on: bool = False
+    ocp_delay_s: float = OCP_DELAY_DEFAULT_S
+    ovp_tripped: bool = False
+    ocp_tripped: bool = False
+
+    @property
+    def tripped(self) -> bool:
+        """Return whether a protection latch holds the output off."""
+        return self.ovp_tripped or self.ocp_tripped
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the channel state as JSON-ready data."""
+        return {
+            "volts": self.volts,
+            "amps_limit": self.amps_limit,
+            "on": self.on,
+            "ovp_v": self.ovp_v,
+            "ocp_on": self.ocp_on,
+            "ocp_delay_s": self.ocp_delay_s,
+            "ovp_tripped": self.ovp_tripped,
+            "ocp_tripped": self.ocp_tripped,
+        }
+
+    @classmethod
+    def from_snapshot(cls, state: dict[str, Any]) -> ChannelState:
+        """Build a channel from snapshot() data."""
+        return cls(
+            volts=float(state["volts"]),
+            amps_limit=float(state["amps_limit"]),
+            on=bool(state["on"]),
+            ovp_v=float(state["ovp_v"]),
+            ocp_on=bool(state["ocp_on"]),
+            ocp_delay_s=float(state["ocp_delay_s"]),
+            ovp_tripped=bool(state["ovp_tripped"]),
+            ocp_tripped=bool(state["ocp_tripped"]),
+        )
+
+
+def ovp_max_v(rating: tuple[float, float, float]) -> float:
+    """Return the highest over-voltage protection level of a channel (magnitude, volts)."""
+    low, high, _ = rating
+    return OVP_HEADROOM * max(abs(low), abs(high))
 
 
 def format_number(value: float) -> str:
@@ -128,13 +190,46 @@ class E36300Sim:
             "OUTP?": lambda args: self._query(args, lambda ch: "1" if ch.on else "0"),
             "MEAS:VOLT?": lambda args: self._measure_query(args, "volts"),
             "MEAS:CURR?": lambda args: self._measure_query(args, "amps"),
+            "VOLT:PROT": self._set_ovp,
+            "VOLT:PROT?": lambda args: self._query(args, lambda ch: format_number(ch.ovp_v)),
+            "VOLT:PROT:TRIP?": lambda args: self._query(args, lambda ch: "1" if ch.ovp_tripped else "0"),
+            "CURR:PROT": self._set_ocp,
+            "CURR:PROT?": lambda args: self._query(args, lambda ch: "1" if ch.ocp_on else "0"),
+            "CURR:PROT:DEL": self._set_ocp_delay,
+            "CURR:PROT:DEL?": lambda args: self._query(args, lambda ch: format_number(ch.ocp_delay_s)),
+            "CURR:PROT:TRIP?": lambda args: self._query(args, lambda ch: "1" if ch.ocp_tripped else "0"),
+            "OUTP:PROT:CLE": self._clear_protection,
         }
 
     def reset(self) -> None:
-        """Apply the *RST state: outputs off, 0 V, current limits at the rated maximum."""
+        """Apply the *RST state: outputs off, 0 V, limits at the rating, OVP at max, OCP off."""
         self.channels = {
-            ch: ChannelState(volts=0.0, amps_limit=amps) for ch, (_, _, amps) in self.ratings.items()
+            ch: ChannelState(volts=0.0, amps_limit=rating[2], ovp_v=ovp_max_v(rating))
+            for ch, rating in self.ratings.items()
         }
+
+    def trip(self, channel: int, protection: str) -> None:
+        """Latch a protection trip (`ovp` or `ocp`): the output switches off until cleared."""
+        state = self.channels[channel]
+        if protection == "ovp":
+            state.ovp_tripped = True
+        elif protection == "ocp":
+            state.ocp_tripped = True
+        else:
+            raise ValueError(f"unknown protection {protection!r}")
+        state.on = False
+
+    def is_measurement(self, line: str) -> bool:
+        """Return whether `line` measures the outputs (its reply can freeze)."""
+        header = line.strip().partition(" ")[0]
+        return canonical_header(header) in ("MEAS:VOLT?", "MEAS:CURR?")
+
+    def impostor_reply(self, line: str) -> str | None:
+        """Answer `*IDN?` as a sibling model would, for a wrong-identity fault."""
+        if canonical_header(line.strip().partition(" ")[0]) != "*IDN?":
+            return None
+        other = "E36312A" if self.model != "E36312A" else "E36313A"
+        return f"{MANUFACTURER},{other},{self.serial},{FIRMWARE}"
 
     def handle(self, line: str) -> str | None:
         """Execute one command line; return the reply, or None for settings and errors."""
@@ -155,21 +250,13 @@ class E36300Sim:
     def snapshot(self) -> dict[str, Any]:
         """Return the programmable state as JSON-ready data."""
         return {
-            "channels": {
-                str(ch): {"volts": st.volts, "amps_limit": st.amps_limit, "on": st.on}
-                for ch, st in self.channels.items()
-            },
+            "channels": {str(ch): st.snapshot() for ch, st in self.channels.items()},
             "errors": [[code, message] for code, message in self.errors],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load state produced by snapshot()."""
-        self.channels = {
-            int(ch): ChannelState(
-                volts=float(st["volts"]), amps_limit=float(st["amps_limit"]), on=bool(st["on"])
-            )
-            for ch, st in state["channels"].items()
-        }
+        self.channels = {int(ch): ChannelState.from_snapshot(st) for ch, st in state["channels"].items()}
         self.errors = [(int(code), str(message)) for code, message in state["errors"]]
 
     def _push(self, code: int, message: str) -> None:
@@ -262,7 +349,47 @@ class E36300Sim:
         else:
             raise ScpiError(*ILLEGAL_VALUE)
         for ch in channels:
-            self.channels[ch].on = on
+            # A latched protection holds the output off whatever OUTP asks, until cleared.
+            self.channels[ch].on = on and not self.channels[ch].tripped
+
+    def _set_ovp(self, args: str) -> None:
+        """Apply VOLT:PROT <v>,(@list): the over-voltage level, a magnitude in volts."""
+        value_text, channels = self._parse_args(args)
+        values = [
+            self._number(value_text, 0.0, ovp_max_v(self.ratings[ch]), ovp_max_v(self.ratings[ch]))
+            for ch in channels
+        ]
+        for ch, value in zip(channels, values, strict=True):
+            self.channels[ch].ovp_v = value
+
+    def _set_ocp(self, args: str) -> None:
+        """Apply CURR:PROT:STAT ON|OFF|1|0,(@list): arm or disarm over-current protection."""
+        value_text, channels = self._parse_args(args)
+        token = value_text.upper()
+        if token not in ("ON", "1", "OFF", "0"):
+            raise ScpiError(*ILLEGAL_VALUE)
+        for ch in channels:
+            self.channels[ch].ocp_on = token in ("ON", "1")
+
+    def _set_ocp_delay(self, args: str) -> None:
+        """Apply CURR:PROT:DEL <s>,(@list): how long constant current lasts before OCP trips."""
+        value_text, channels = self._parse_args(args)
+        value = self._number(value_text, 0.0, OCP_DELAY_MAX_S, OCP_DELAY_DEFAULT_S)
+        for ch in channels:
+            self.channels[ch].ocp_delay_s = value
+
+    def _clear_protection(self, args: str) -> None:
+        """Apply OUTP:PROT:CLE (@list): clear the latches and restore the outputs that tripped."""
+        value_text, channels = self._parse_args(args)
+        if value_text:
+            raise ScpiError(*DATA_TYPE)
+        for ch in channels:
+            state = self.channels[ch]
+            if state.tripped:
+                # Only an output that was on can trip, so "the state before the trip" is on; if
+                # the cause persists the lab trips it again at once (OVP) or after the delay (OCP).
+                state.ovp_tripped = state.ocp_tripped = False
+                state.on = True
 
     def _query(self, args: str, render: Callable[[ChannelState], str]) -> str:
         """Answer a setting query for every listed channel, comma-separated."""

@@ -1,8 +1,10 @@
 """Line servers that put a simulated instrument behind a real link: loopback TCP or a pty.
 
 A handler turns one command line into a reply line, or None when the command has no reply (a
-SCPI setting, or an instrument that has stopped answering). Drivers reach these servers through
-their ordinary transports (pyvisa `@py` sockets, pyserial), so the whole stack runs as on a bench.
+SCPI setting, or an instrument that has stopped answering). A handler may also return a `Reply`
+to send text without its terminator (a partial reply) or to hang up the link (a disconnect).
+Drivers reach these servers through their ordinary transports (pyvisa `@py` sockets, pyserial),
+so the whole stack runs as on a bench.
 """
 
 from __future__ import annotations
@@ -14,8 +16,28 @@ import socket
 import threading
 import tty
 from collections.abc import Callable
+from dataclasses import dataclass
 
-LineHandler = Callable[[str], str | None]
+
+@dataclass(frozen=True)
+class Reply:
+    """What a server sends back for one command line, beyond a plain reply string."""
+
+    text: str | None = None
+    """The reply text; None sends nothing."""
+    terminated: bool = True
+    """False sends the text without its terminator, as a link that drops the end of a reply."""
+    hangup: bool = False
+    """True closes the link instead of answering (TCP: this connection; pty: the port)."""
+
+
+LineHandler = Callable[[str], str | Reply | None]
+
+
+def _as_reply(result: str | Reply | None) -> Reply:
+    """Return a handler's result as a Reply."""
+    return result if isinstance(result, Reply) else Reply(result)
+
 
 _READ_CHUNK_BYTES = 4096
 
@@ -151,20 +173,41 @@ class TcpLineServer:
                     return
                 lines, buffer = _split_lines(buffer + chunk)
                 for line in lines:
-                    reply = self._handler(line)
-                    if reply is not None:
+                    reply = _as_reply(self._handler(line))
+                    if reply.hangup:
+                        self._hang_up(conn)
+                        return
+                    if reply.text is not None:
+                        data = reply.text.encode("ascii", errors="replace")
                         try:
-                            conn.sendall(reply.encode("ascii", errors="replace") + b"\n")
+                            conn.sendall(data + b"\n" if reply.terminated else data)
                         except OSError:
                             return
 
+    def _hang_up(self, conn: socket.socket) -> None:
+        """Close one connection as an instrument that drops its link does; keep listening."""
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+
 
 class PtyLineServer:
-    """Serve a line handler on a pseudo-terminal; clients open `.address` with pyserial."""
+    """Serve a line handler on a pseudo-terminal; clients open `.address` with pyserial.
 
-    def __init__(self, handler: LineHandler, terminator: str = "\r\n") -> None:
+    `echo` sends each command line back before its reply and `prompt` follows every reply, for
+    consoles that talk that way (a Quarch module echoes and prompts with `>`).
+    """
+
+    def __init__(
+        self, handler: LineHandler, terminator: str = "\r\n", echo: bool = False, prompt: str = ""
+    ) -> None:
         self._handler = handler
         self._terminator = terminator.encode("ascii")
+        self._echo = echo
+        self._prompt = prompt.encode("ascii")
         self._master_fd = -1
         self._slave_fd = -1
         self._slave_path = ""
@@ -202,8 +245,10 @@ class PtyLineServer:
         # The slave end stays open while serving so that a client closing its port does not hang
         # up the master; it goes last.
         for fd in (self._master_fd, self._slave_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master_fd = self._slave_fd = -1
         self._wakeup.close()
         self._thread = None
         self._wakeup = None
@@ -225,6 +270,22 @@ class PtyLineServer:
                     return
                 lines, buffer = _split_lines(buffer + chunk, self._terminator[-1:])
                 for line in lines:
-                    reply = self._handler(line)
-                    if reply is not None:
-                        os.write(self._master_fd, reply.encode("ascii", "replace") + self._terminator)
+                    reply = _as_reply(self._handler(line))
+                    if reply.hangup:
+                        # A serial port has no connection to drop: a disconnect is the adapter
+                        # pulled out, so the port fails for good, as a USB-serial port does.
+                        master_fd, self._master_fd = self._master_fd, -1
+                        selector.unregister(master_fd)
+                        with contextlib.suppress(OSError):
+                            os.close(master_fd)
+                        return
+                    if reply.text is not None:
+                        os.write(self._master_fd, self._frame(line, reply))
+
+    def _frame(self, line: str, reply: Reply) -> bytes:
+        """Return the bytes a reply puts on the line: echo, text, terminator, prompt."""
+        echo = line.encode("ascii", "replace") + self._terminator if self._echo else b""
+        data = reply.text.encode("ascii", "replace") if reply.text is not None else b""
+        if not reply.terminated:
+            return echo + data
+        return echo + data + self._terminator + self._prompt

@@ -7,6 +7,10 @@ Queries answer with data (`TEMP?` -> `measured,setpoint,upper alarm,lower alarm`
 `ALARM?` -> `count[,code...]`); settings answer `OK:<command>` (`OK:TEMP, S25.0`) and rejected
 commands answer `NA:<reason>` (`NA:CMD ERR`, `NA:DATA OUT OF RANGE`).
 
+Temperature alarms: `TEMP, H<upper> L<lower>` sets the absolute alarm band (`TEMP?` fields 3
+and 4). Air leaving the band stops the controller (heaters and refrigeration off), `MODE?` then
+answers STANDBY and `ALARM?` lists the codes; a new run command acknowledges the alarm.
+
 Safe state leaves the chamber running, in constant mode at ambient (25 °C), rather than in
 STANDBY: standby stops the air circulation and the refrigeration, so DUTs at 125 °C would cool
 slowly with no airflow and a cold chamber would draw in moist room air and wet the boards.
@@ -66,6 +70,7 @@ class EspecChamber:
         min_temp_c: float = -40.0,
         max_temp_c: float = 150.0,
         ambient_c: float = AMBIENT_C,
+        controller: str | None = None,
     ) -> None:
         if min_temp_c >= max_temp_c:
             raise ValueError(f"min_temp_c {min_temp_c} must be below max_temp_c {max_temp_c}")
@@ -74,6 +79,7 @@ class EspecChamber:
         self.min_temp_c = min_temp_c
         self.max_temp_c = max_temp_c
         self.ambient_c = ambient_c
+        self.controller = controller
         owner = f"ESPEC chamber at {self.address}"
         self.settings: dict[str, Setting[Any]] = {
             "setpoint": Setting(
@@ -87,10 +93,18 @@ class EspecChamber:
                 "Control the operating mode: CONSTANT runs to the setpoint, STANDBY stops.",
                 _known_mode,
             ),
+            "alarm_limits": Setting(
+                "TEMP, {value}",
+                "Set the absolute alarm band (upper, lower) in °C; leaving it stops the chamber.",
+                _alarm_band,
+                _encode_band,
+            ),
         }
         self.readings: dict[str, Reading[Any]] = {
             "temperature": Reading("TEMP?", "Measure the chamber air temperature in °C.", _csv_float(0)),
             "setpoint": Reading("TEMP?", "Get the active temperature setpoint in °C.", _csv_float(1)),
+            "upper_alarm": Reading("TEMP?", "Get the upper alarm limit in °C.", _csv_float(2)),
+            "lower_alarm": Reading("TEMP?", "Get the lower alarm limit in °C.", _csv_float(3)),
             "mode": Reading("MODE?", "Get the operating mode.", _parse_mode),
             "alarms": Reading("ALARM?", "Get the active alarm codes.", _parse_alarms),
             "rom": Reading("ROM?", "Get the controller firmware (ROM) version.", str.strip),
@@ -101,13 +115,18 @@ class EspecChamber:
         """Return `ESPEC,<controller>,0,<ROM version>` built from `TYPE?` and `ROM?`.
 
         The controller reports no serial number, so the serial field is `0` as IEEE 488.2
-        prescribes for an absent field.
+        prescribes for an absent field. A driver configured for one controller refuses another.
         """
         type_reply = str(self._read("type"))
         fields = [field.strip() for field in type_reply.split(",")]
         if len(fields) not in (3, 4):
             raise ProtocolError(self.address, f"TYPE? reply is not sensor,controller,max: {type_reply!r}")
         controller = fields[-2]
+        if self.controller is not None and controller != self.controller:
+            raise ProtocolError(
+                self.address,
+                f"configured for controller {self.controller} but the chamber reports {controller}",
+            )
         rom = str(self._read("rom")).replace(",", " ")
         return f"ESPEC,{controller},0,{rom}"
 
@@ -136,6 +155,14 @@ class EspecChamber:
         """Return the active alarm codes, empty when there are none."""
         return list(self._read("alarms"))
 
+    def set_alarm_limits(self, upper_c: float, lower_c: float) -> None:
+        """Set the absolute alarm band in °C."""
+        self._apply("alarm_limits", (upper_c, lower_c))
+
+    def read_alarm_limits(self) -> tuple[float, float]:
+        """Return the absolute alarm band as (upper °C, lower °C)."""
+        return float(self._read("upper_alarm")), float(self._read("lower_alarm"))
+
     def safe_state(self) -> None:
         """Run the chamber to ambient in constant mode (see the module docstring for why)."""
         self.set_temperature(self.ambient_c)
@@ -144,7 +171,7 @@ class EspecChamber:
         """Release the transport."""
         self._transport.close()
 
-    def _apply(self, name: str, value: float | str) -> None:
+    def _apply(self, name: str, value: Any) -> None:
         """Send a declared setting and check the controller acknowledged it with `OK:`."""
         command = self.settings[name].render(value)
         reply = self._transport.query(command)
@@ -161,6 +188,18 @@ class EspecChamber:
         if reply.startswith("NA:"):
             raise InstrumentError(self.address, f"{command!r} rejected: {reply[3:].strip()}")
         return reading.decode(reply, self.address)
+
+
+def _alarm_band(band: tuple[float, float], channel: int | None) -> None:
+    """Accept an alarm band whose upper limit lies above its lower one."""
+    upper_c, lower_c = band
+    if not lower_c < upper_c:
+        raise ValueError(f"alarm band: upper {upper_c:g} °C must lie above lower {lower_c:g} °C")
+
+
+def _encode_band(band: tuple[float, float]) -> str:
+    """Encode an alarm band as the controller's `H<upper> L<lower>` with 0.1 °C resolution."""
+    return f"H{band[0]:.1f} L{band[1]:.1f}"
 
 
 def _known_mode(value: str, channel: int | None) -> None:

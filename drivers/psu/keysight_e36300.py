@@ -13,10 +13,17 @@ firmware accepts, so a plan can never ask for more than the datasheet guarantees
 Every setting is followed by one `SYST:ERR?`: a round trip of a millisecond on LAN against
 settings made a few times per stage, and it turns a silently rejected setting (a -222 "Data
 out of range" the front panel would show) into an immediate InstrumentError.
+
+Output protection (E36300 Programming Guide, `[SOURce:]VOLTage:PROTection`, `[SOURce:]CURRent:
+PROTection:STATe|DELay|TRIPped?`, `OUTPut:PROTection:CLEar`): over-voltage protection is always
+armed at its level (up to 110 % of the rating *(check)*); over-current protection trips after
+the output has been in constant current for the OCP delay (0 to 255 ms). A trip switches the
+output off and latches; `clear_protection` releases the latch and restores the output.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +38,13 @@ from drivers.scpi import (
     known_channel,
     parse_bool,
     parse_float,
+    value_range,
 )
 from drivers.transport.base import MessageTransport
 
 MANUFACTURERS = ("Keysight Technologies", "Agilent Technologies")
+OVP_HEADROOM = 1.10  # OVP reaches 10 % past the rating *(check against the E36300 guide)*
+OCP_DELAY_MAX_S = 0.255
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,11 @@ class ChannelRating:
     volts_low: float
     volts_high: float
     amps_max: float
+
+    @property
+    def ovp_max_v(self) -> float:
+        """Return the highest over-voltage protection level, a magnitude in volts."""
+        return OVP_HEADROOM * max(abs(self.volts_low), abs(self.volts_high))
 
 
 RATINGS: dict[str, dict[int, ChannelRating]] = {
@@ -65,6 +80,23 @@ RATINGS: dict[str, dict[int, ChannelRating]] = {
         3: ChannelRating(0.0, 25.0, 2.0),
     },
 }
+
+
+def _seconds(value: float) -> str:
+    """Encode seconds with 1 ms resolution, the OCP delay's step."""
+    return f"{value:.3f}"
+
+
+def _checked_channel(
+    channel_check: Callable[[object, int | None], None], check: Callable[[float, int | None], None]
+) -> Callable[[float, int | None], None]:
+    """Return a validator that checks the channel exists, then the value."""
+
+    def validate(value: float, channel: int | None) -> None:
+        channel_check(value, channel)
+        check(value, channel)
+
+    return validate
 
 
 def _volts(value: float) -> str:
@@ -119,6 +151,24 @@ class KeysightE36300:
                 is_channel,
                 encode_on_off,
             ),
+            "ovp_level": Setting(
+                "VOLT:PROT {value},(@{channel})",
+                "Set a channel's over-voltage protection level in volts (a magnitude).",
+                channel_range({ch: (0.0, r.ovp_max_v) for ch, r in ratings.items()}, "OVP level", "V", owner),
+                _volts,
+            ),
+            "ocp": Setting(
+                "CURR:PROT:STAT {value},(@{channel})",
+                "Control a channel's over-current protection: ON or OFF.",
+                is_channel,
+                encode_on_off,
+            ),
+            "ocp_delay": Setting(
+                "CURR:PROT:DEL {value},(@{channel})",
+                "Set how long a channel may stay in constant current before OCP trips, in seconds.",
+                _checked_channel(is_channel, value_range(0.0, OCP_DELAY_MAX_S, "OCP delay", "s", owner)),
+                _seconds,
+            ),
         }
         self.readings: dict[str, Reading[Any]] = {
             "voltage": Reading(
@@ -140,6 +190,31 @@ class KeysightE36300:
                 parse_float,
             ),
             "output": Reading("OUTP? (@{channel})", "Get whether a channel's output is on.", parse_bool),
+            "ovp_level": Reading(
+                "VOLT:PROT? (@{channel})",
+                "Get a channel's over-voltage protection level in volts.",
+                parse_float,
+            ),
+            "ocp": Reading(
+                "CURR:PROT:STAT? (@{channel})",
+                "Get whether a channel's over-current protection is on.",
+                parse_bool,
+            ),
+            "ocp_delay": Reading(
+                "CURR:PROT:DEL? (@{channel})",
+                "Get a channel's over-current protection delay in seconds.",
+                parse_float,
+            ),
+            "ovp_tripped": Reading(
+                "VOLT:PROT:TRIP? (@{channel})",
+                "Get whether a channel's over-voltage protection tripped.",
+                parse_bool,
+            ),
+            "ocp_tripped": Reading(
+                "CURR:PROT:TRIP? (@{channel})",
+                "Get whether a channel's over-current protection tripped.",
+                parse_bool,
+            ),
         }
         self._is_channel = is_channel
 
@@ -202,6 +277,45 @@ class KeysightE36300:
     def output_on(self, channel: int) -> bool:
         """Return whether a channel's output is on."""
         return bool(self._read("output", channel))
+
+    def set_ovp_level(self, channel: int, volts: float) -> None:
+        """Set a channel's over-voltage protection level in volts."""
+        self._apply("ovp_level", volts, channel)
+
+    def ovp_level(self, channel: int) -> float:
+        """Return a channel's over-voltage protection level in volts."""
+        return float(self._read("ovp_level", channel))
+
+    def set_ocp_enabled(self, channel: int, on: bool) -> None:
+        """Arm or disarm a channel's over-current protection."""
+        self._apply("ocp", bool(on), channel)
+
+    def ocp_enabled(self, channel: int) -> bool:
+        """Return whether a channel's over-current protection is armed."""
+        return bool(self._read("ocp", channel))
+
+    def set_ocp_delay(self, channel: int, seconds: float) -> None:
+        """Set how long a channel may stay in constant current before OCP trips."""
+        self._apply("ocp_delay", seconds, channel)
+
+    def ocp_delay(self, channel: int) -> float:
+        """Return a channel's over-current protection delay in seconds."""
+        return float(self._read("ocp_delay", channel))
+
+    def ovp_tripped(self, channel: int) -> bool:
+        """Return whether a channel's over-voltage protection has tripped (and latched)."""
+        return bool(self._read("ovp_tripped", channel))
+
+    def ocp_tripped(self, channel: int) -> bool:
+        """Return whether a channel's over-current protection has tripped (and latched)."""
+        return bool(self._read("ocp_tripped", channel))
+
+    def clear_protection(self, channel: int) -> None:
+        """Clear a channel's protection latch; the output returns to its state before the trip."""
+        self._is_channel(None, channel)
+        command = f"OUTP:PROT:CLE (@{channel})"
+        self._transport.write(command)
+        self._check_errors(command)
 
     def _apply(self, name: str, value: float | bool, channel: int) -> None:
         """Render a declared setting (validating it first), send it, check the error queue."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Any
@@ -19,6 +20,11 @@ class VisaTransport:
 
     One lock serialises every write and query: several DUT threads share one supply, and a
     query's reply must go to the thread that asked.
+
+    After a timeout the next command first clears the device (viClear), so a reply that arrives
+    late is discarded instead of being taken as the answer to the next query. On a raw socket, a
+    timeout caused by the instrument closing the connection is reported as such, and the
+    transport refuses further use at once instead of waiting out one timeout per command.
     """
 
     def __init__(
@@ -33,6 +39,8 @@ class VisaTransport:
         self.timeout_ms = timeout_ms
         self._lock = threading.Lock()
         self._resource: Any = None
+        self._needs_clear = False
+        self._lost = False
         try:
             self._manager = pyvisa.ResourceManager(backend)
         except (VisaError, OSError, ValueError) as exc:
@@ -53,7 +61,7 @@ class VisaTransport:
     def write(self, command: str) -> None:
         """Send one command line."""
         with self._lock:
-            resource = self._open_resource()
+            resource = self._ready_resource()
             try:
                 resource.write(command)
             except (VisaError, OSError) as exc:
@@ -62,7 +70,7 @@ class VisaTransport:
     def query(self, command: str) -> str:
         """Send one command line and return the reply line without its terminator."""
         with self._lock:
-            resource = self._open_resource()
+            resource = self._ready_resource()
             try:
                 reply: str = resource.query(command)
             except (VisaError, OSError) as exc:
@@ -95,21 +103,51 @@ class VisaTransport:
             return
         except Exception:  # noqa: S110 - pyvisa-py raises its own UnknownAttribute here
             pass
-        sessions = getattr(self._resource.visalib, "sessions", {})
-        sock = getattr(sessions.get(self._resource.session), "interface", None)
-        if isinstance(sock, socket.socket):
+        sock = self._socket()
+        if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _open_resource(self) -> Any:
-        """Return the open resource or raise if the transport was closed."""
+    def _socket(self) -> socket.socket | None:
+        """Return the raw socket under a pyvisa-py SOCKET session, if there is one."""
+        sessions = getattr(self._resource.visalib, "sessions", {})
+        sock = getattr(sessions.get(self._resource.session), "interface", None)
+        return sock if isinstance(sock, socket.socket) else None
+
+    def _peer_closed(self) -> bool:
+        """Return whether the instrument closed a raw socket connection (EOF or reset)."""
+        sock = self._socket()
+        if sock is None:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _ready_resource(self) -> Any:
+        """Return the open resource, cleared of late replies after a timeout."""
         if self._resource is None:
             raise InstrumentError(self.address, "transport is closed")
+        if self._lost:
+            raise InstrumentError(self.address, "the instrument closed the connection")
+        if self._needs_clear:
+            self._needs_clear = False
+            # A device clear discards a reply still on its way; a backend that cannot clear
+            # this resource kind leaves nothing to discard either.
+            with contextlib.suppress(VisaError, OSError, NotImplementedError):
+                self._resource.clear()
         return self._resource
 
     def _translate(self, exc: Exception, command: str) -> InstrumentError:
         """Map a pyvisa or socket error to InstrumentTimeout or InstrumentError."""
-        if isinstance(exc, VisaIOError) and exc.error_code == constants.StatusCode.error_timeout:
+        timed_out = isinstance(exc, TimeoutError) or (
+            isinstance(exc, VisaIOError) and exc.error_code == constants.StatusCode.error_timeout
+        )
+        if isinstance(exc, BrokenPipeError | ConnectionResetError) or (timed_out and self._peer_closed()):
+            self._lost = True
+            return InstrumentError(self.address, f"{command!r}: the instrument closed the connection")
+        if timed_out:
+            self._needs_clear = True
             return InstrumentTimeout(self.address, f"no reply to {command!r} within {self.timeout_ms} ms")
-        if isinstance(exc, TimeoutError):
-            return InstrumentTimeout(self.address, f"{command!r} timed out: {exc}")
         return InstrumentError(self.address, f"{command!r} failed: {exc}")

@@ -13,9 +13,13 @@ from qualify.actions.base import (
     Reading,
 )
 from qualify.actions.registry import register
+from qualify.plans.schema import Environment
 from qualify.station.binding import BoundDut
 
 _BOTH = frozenset({"ssd", "dimm"})
+# A step that changes the station's environment mid-stage (temperature cycling alternates two
+# in one repeated stage); the engine runs it like a stage environment.
+ENVIRONMENT_ACTION = "station.environment"
 
 
 def _nvme(dut: BoundDut) -> NvmeController:
@@ -112,7 +116,23 @@ def _dut_identify(ctx: ActionContext, params: NoParams) -> ActionResult:
     )
 
 
+def _environment_by_engine(ctx: ActionContext, params: Environment) -> ActionResult:
+    raise RuntimeError("station.environment steps are run by the engine, not called")
+
+
 for _action in (
+    Action(
+        name=ENVIRONMENT_ACTION,
+        scope="station",
+        kinds=_BOTH,
+        params=Environment,
+        measurements=(
+            MeasurementSpec("chamber_temp_c", "°C", "Measure the air temperature once reached"),
+            MeasurementSpec("ramp_s", "s", "Measure how long reaching the setpoint took"),
+        ),
+        run=_environment_by_engine,
+        doc="Set the station environment (chamber, supply corner, DUT power, hold) within a stage.",
+    ),
     Action(
         name="station.chamber",
         scope="station",

@@ -31,6 +31,8 @@ station_app = typer.Typer(help="Station files and the instruments they bind.", n
 app.add_typer(plans_app, name="plans")
 app.add_typer(results_app, name="results")
 app.add_typer(station_app, name="station")
+sim_app = typer.Typer(help="The simulated lab.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
 
 DbOption = Annotated[
     Path | None,
@@ -319,6 +321,32 @@ def _station_path(station: Path | None, sim: bool, applies_to: str = "station") 
     if not path.is_file():
         raise InputError("station file not found", file=str(path))
     return path
+
+
+@sim_app.command("serve")
+def sim_serve(
+    station: Annotated[
+        Path | None,
+        typer.Option(
+            "--station", help="Station file whose simulated lab to serve (default: the shipped one)."
+        ),
+    ] = None,
+    speed: Annotated[float, typer.Option("--speed", help="Virtual seconds per wall second.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for noise, serials and random faults.")] = 0,
+) -> None:
+    """Run the simulated lab as its own process, print every instrument's address, serve until stopped.
+
+    Example: qualify sim serve --speed 60
+    """
+    import sys
+
+    from sim_instruments.serve import serve
+
+    try:
+        serve(station, speed, seed, sys.stdout)  # stops cleanly on SIGINT or SIGTERM
+    except (ValueError, InputError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 @app.command()

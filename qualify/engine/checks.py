@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from qualify.actions.base import MeasurementSpec
+from qualify.actions.builtin import ENVIRONMENT_ACTION
 from qualify.actions.registry import get_action
 from qualify.errors import InputError
 from qualify.plans.loader import LoadedPlan
+from qualify.plans.schema import Environment
 from qualify.station.schema import StationFile
 from qualify.units import same_unit
 from qualify.yamlsrc import raise_if_errors
@@ -75,30 +77,44 @@ def _measurements_of(action_name: str) -> list[MeasurementSpec]:
     return list(action.measurements) if action else []
 
 
+def _environments(loaded: LoadedPlan) -> list[tuple[tuple[str | int, ...], Environment]]:
+    """Return every environment of a plan with its key path: stage environments and steps."""
+    found: list[tuple[tuple[str | int, ...], Environment]] = []
+    for si, stage in enumerate(loaded.plan.stages):
+        if stage.environment is not None:
+            found.append((("stages", si, "environment"), stage.environment))
+        for pi, step in enumerate(stage.steps):
+            if step.action == ENVIRONMENT_ACTION:
+                try:
+                    env = Environment.model_validate(step.params)
+                except ValueError:
+                    continue  # check_actions reports the bad parameters
+                found.append((("stages", si, "steps", pi, "params"), env))
+    return found
+
+
 def check_safe_limits(loaded: LoadedPlan, station: StationFile, station_file: str) -> None:
     """Refuse a plan whose setpoints exceed the station's safe limits for its DUT kinds."""
     errors: list[InputError] = []
     doc = loaded.doc
-    kinds = sorted({d.kind for d in station.duts})
-    for si, stage in enumerate(loaded.plan.stages):
-        env = stage.environment
-        if env is None:
-            continue
+    kind = loaded.plan.applies_to
+    duts = [d for d in station.duts if kind == "station" or d.kind == kind]
+    kinds = sorted({d.kind for d in duts})
+    for where, env in _environments(loaded):
         if env.chamber is not None:
-            for kind in kinds:
-                lim = station.limits[kind]
+            for dut_kind in kinds:
+                lim = station.limits[dut_kind]
                 temp_c = env.chamber.temp_c
                 if temp_c > lim.max_case_temp_c or temp_c < lim.min_case_temp_c:
                     errors.append(
                         doc.error(
-                            ("stages", si, "environment", "chamber", "temp_c"),
-                            f"{temp_c:g} °C is outside the station's safe range for {kind} "
-                            f"({lim.min_case_temp_c:g} to {lim.max_case_temp_c:g} °C, "
-                            f"{station_file})",
+                            (*where, "chamber", "temp_c"),
+                            f"{temp_c:g} °C is outside the station's safe range for {dut_kind} "
+                            f"({lim.min_case_temp_c:g} to {lim.max_case_temp_c:g} °C, {station_file})",
                         )
                     )
         if env.supply is not None:
-            for dut in station.duts:
+            for dut in duts:
                 if dut.supply is None:
                     continue
                 lim = station.limits[dut.kind]
@@ -107,7 +123,7 @@ def check_safe_limits(loaded: LoadedPlan, station: StationFile, station_file: st
                     key = "voltage_pct" if env.supply.voltage_pct is not None else "voltage_v"
                     errors.append(
                         doc.error(
-                            ("stages", si, "environment", "supply", key),
+                            (*where, "supply", key),
                             f"{volts:.3f} V on slot {dut.slot} exceeds the station's maximum "
                             f"{lim.max_supply_v:g} V for {dut.kind} ({station_file})",
                         )

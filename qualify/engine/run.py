@@ -26,6 +26,7 @@ from drivers.errors import InstrumentError
 from drivers.protocols import NvmeController, PowerSupply
 from qualify import __version__
 from qualify.actions.base import Action, ActionContext, ActionResult, CapabilityMissing, Reading
+from qualify.actions.builtin import ENVIRONMENT_ACTION
 from qualify.actions.registry import get_action
 from qualify.clock import Clock, RealClock, VirtualClock
 from qualify.engine.checks import check_actions, check_safe_limits, supply_setting_v
@@ -345,7 +346,7 @@ class Engine:
             self.telemetry_failing = set()  # retry silent telemetry sources once per iteration
             self._event("info", "engine", f"stage {ref.stage} iteration {ref.iteration}", batch)
         self._report_progress(ref)
-        run = self._run_environment if ref.is_environment else self._run_step
+        run = self._run_environment if self._is_environment(ref) else self._run_step
         outcome = run(ref, batch)
         self.next_index = ref.index + 1
         self._items_run += 1
@@ -365,8 +366,7 @@ class Engine:
     # -- environment ----------------------------------------------------------------------
 
     def _run_environment(self, ref: ItemRef, batch: Batch) -> ItemOutcome:
-        env = self.plan.stages[ref.stage_index].environment
-        assert env is not None
+        env = self._environment_of(ref)
         t_start, started_at = self.clock.now(), utc_now()
         readings: list[Reading] = []
         problems: list[str] = []
@@ -391,6 +391,19 @@ class Engine:
             status, message = "error", "; ".join(problems)
         self._record_station_step(ref, status, message, readings, t_start, started_at, batch)
         return ItemOutcome(ref, station_status=status, station_message=message)
+
+    def _is_environment(self, ref: ItemRef) -> bool:
+        if ref.is_environment:
+            return True
+        return self.plan.stages[ref.stage_index].steps[ref.step_index].action == ENVIRONMENT_ACTION
+
+    def _environment_of(self, ref: ItemRef) -> Environment:
+        """Return the stage's environment, or the one an environment step carries."""
+        stage = self.plan.stages[ref.stage_index]
+        if ref.is_environment:
+            assert stage.environment is not None
+            return stage.environment
+        return Environment.model_validate(stage.steps[ref.step_index].params)
 
     def _apply_supply(self, env: Environment, readings: list[Reading]) -> list[str]:
         problems = []

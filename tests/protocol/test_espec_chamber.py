@@ -34,6 +34,40 @@ def test_identify_reads_the_controller_of_a_humidity_chamber() -> None:
     transport.assert_done()
 
 
+def test_identify_refuses_another_controller_when_one_is_configured() -> None:
+    transport = ScriptedTransport([("TYPE?", "T,P-300,150.0")], address="/dev/ttyUSB0")
+    espec = EspecChamber(transport, controller="SCP220")
+    with pytest.raises(ProtocolError, match="configured for controller SCP220 but the chamber reports P-300"):
+        espec.identify()
+    transport.assert_done()
+
+
+def test_identify_accepts_the_configured_controller() -> None:
+    transport = ScriptedTransport([("TYPE?", "T,SCP220,150.0"), ("ROM?", "1.22")], address="/dev/ttyUSB0")
+    assert EspecChamber(transport, controller="SCP220").identify() == "ESPEC,SCP220,0,1.22"
+    transport.assert_done()
+
+
+def test_alarm_band_is_set_with_h_and_l_and_read_from_temp() -> None:
+    espec, transport = chamber(
+        [
+            ("TEMP, H90.5 L-45.0", "OK:TEMP, H90.5 L-45.0"),
+            ("TEMP?", "25.0,25.0,90.5,-45.0"),
+            ("TEMP?", "25.0,25.0,90.5,-45.0"),
+        ]
+    )
+    espec.set_alarm_limits(90.5, -45.0)
+    assert espec.read_alarm_limits() == (90.5, -45.0)
+    transport.assert_done()
+
+
+def test_an_inverted_alarm_band_is_refused_before_sending() -> None:
+    espec, transport = chamber([])
+    with pytest.raises(ValueError, match="must lie above"):
+        espec.set_alarm_limits(10.0, 20.0)
+    transport.assert_done()
+
+
 def test_identify_rejects_a_malformed_type_reply() -> None:
     espec, _ = chamber([("TYPE?", "SCP220")])
     with pytest.raises(ProtocolError, match="TYPE"):

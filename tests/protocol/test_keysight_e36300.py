@@ -194,10 +194,89 @@ def test_an_unknown_model_is_refused() -> None:
         KeysightE36300(ScriptedTransport([]), model="E36399A")
 
 
+def test_ovp_level_is_set_and_read_per_channel() -> None:
+    psu, transport = supply(
+        [
+            ("VOLT:PROT 13.2000,(@2)", None),
+            ("SYST:ERR?", NO_ERROR),
+            ("VOLT:PROT? (@2)", "+1.32000E+01"),
+        ]
+    )
+    psu.set_ovp_level(2, 13.2)
+    assert psu.ovp_level(2) == pytest.approx(13.2)
+    transport.assert_done()
+
+
+@pytest.mark.parametrize(
+    ("channel", "volts", "ok"),
+    [(1, 6.6, True), (1, 6.7, False), (2, 27.5, True), (2, 27.6, False), (2, -0.1, False)],
+)
+def test_ovp_level_is_limited_to_110_percent_of_the_rating(channel: int, volts: float, ok: bool) -> None:
+    pairs: list[tuple[str, str | None]] = [
+        (f"VOLT:PROT {volts:.4f},(@{channel})", None),
+        ("SYST:ERR?", NO_ERROR),
+    ]
+    psu, transport = supply(pairs if ok else [])
+    if ok:
+        psu.set_ovp_level(channel, volts)
+    else:
+        with pytest.raises(ValueError, match="OVP level"):
+            psu.set_ovp_level(channel, volts)
+    transport.assert_done()
+
+
+def test_ocp_is_armed_with_its_delay_and_read_back() -> None:
+    psu, transport = supply(
+        [
+            ("CURR:PROT:STAT ON,(@3)", None),
+            ("SYST:ERR?", NO_ERROR),
+            ("CURR:PROT:DEL 0.020,(@3)", None),
+            ("SYST:ERR?", NO_ERROR),
+            ("CURR:PROT:STAT? (@3)", "1"),
+            ("CURR:PROT:DEL? (@3)", "+2.00000E-02"),
+        ]
+    )
+    psu.set_ocp_enabled(3, True)
+    psu.set_ocp_delay(3, 0.02)
+    assert psu.ocp_enabled(3) is True
+    assert psu.ocp_delay(3) == pytest.approx(0.02)
+    transport.assert_done()
+
+
+@pytest.mark.parametrize(("channel", "seconds"), [(2, 0.3), (2, -0.001), (4, 0.01)])
+def test_ocp_delay_outside_its_range_or_channel_is_refused(channel: int, seconds: float) -> None:
+    psu, transport = supply([])
+    with pytest.raises(ValueError, match=r"OCP delay|no channel"):
+        psu.set_ocp_delay(channel, seconds)
+    transport.assert_done()
+
+
+def test_trips_are_queried_and_cleared_per_channel() -> None:
+    psu, transport = supply(
+        [
+            ("VOLT:PROT:TRIP? (@2)", "1"),
+            ("CURR:PROT:TRIP? (@2)", "0"),
+            ("OUTP:PROT:CLE (@2)", None),
+            ("SYST:ERR?", NO_ERROR),
+        ]
+    )
+    assert psu.ovp_tripped(2) is True
+    assert psu.ocp_tripped(2) is False
+    psu.clear_protection(2)
+    transport.assert_done()
+
+
+def test_clearing_an_unknown_channel_is_refused_before_sending() -> None:
+    psu, transport = supply([])
+    with pytest.raises(ValueError, match="no channel 5"):
+        psu.clear_protection(5)
+    transport.assert_done()
+
+
 def test_settings_are_declared_as_data_with_docstrings() -> None:
     psu, _ = supply([])
-    assert set(psu.settings) == {"voltage", "current_limit", "output"}
-    assert set(psu.readings) >= {"voltage", "current"}
+    assert set(psu.settings) == {"voltage", "current_limit", "output", "ovp_level", "ocp", "ocp_delay"}
+    assert set(psu.readings) >= {"voltage", "current", "ovp_level", "ocp", "ovp_tripped", "ocp_tripped"}
     for entry in [*psu.settings.values(), *psu.readings.values()]:
         assert entry.doc.split()[0] in {"Set", "Get", "Measure", "Control"}
 

@@ -1,12 +1,15 @@
 """The real drivers over their real transports against the simulated lab.
 
 Supplies are reached with pyvisa `@py` over loopback TCP, the chamber with pyserial over a pty;
-time is a VirtualClock that only the test advances.
+time is a VirtualClock that only the test advances. The chamber air trails its ramp by
+rate × lag and settles within a couple of minutes of the ramp's end (tests/sim/test_lab_chamber.py
+checks the dynamics against a numerical integration).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -31,12 +34,23 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = 1234
 TIMEOUT_MS = 300
 RAMP_C_PER_MIN = 5.0
+RATE_C_PER_S = RAMP_C_PER_MIN / 60.0
+LAG_S = 10.0
+PASSIVE_TAU_S = 1800.0
+TRAIL_C = RATE_C_PER_S * LAG_S  # how far the air trails a ramp
+SETTLE_S = 120.0  # ringing after a 5 °C/min ramp is below 0.01 °C two minutes after its end
 
 
 def lab_config(**extra: Any) -> dict[str, Any]:
     """Return a small lab: one chamber, one E36313A, an SSD and a DIMM on channel 2 and 3."""
     config: dict[str, Any] = {
-        "chamber": {"name": "chamber", "ramp_c_per_min": RAMP_C_PER_MIN},
+        "chamber": {
+            "name": "chamber",
+            "ramp_c_per_min": RAMP_C_PER_MIN,
+            "lag_s": LAG_S,
+            "overshoot_pct": 20.0,
+            "passive_tau_s": PASSIVE_TAU_S,
+        },
         "supplies": [{"name": "psu1", "model": "E36313A"}],
         "duts": [
             {"slot": 1, "kind": "ssd", "serial": "SSD001", "supply": "psu1", "channel": 2},
@@ -175,42 +189,55 @@ def test_chamber_ramp_takes_the_setpoint_step_over_the_ramp_rate(bench: Bench) -
     bench.chamber.set_temperature(85.0)
     assert bench.chamber.read_setpoint() == 85.0
     assert bench.chamber.read_mode() == "CONSTANT"
-    ramp_s = (85.0 - 25.0) / RAMP_C_PER_MIN * 60.0  # 720 s
+    ramp_s = (85.0 - 25.0) / RAMP_C_PER_MIN * 60.0  # 720 s: |Δ| / ramp rate
 
+    # Mid-ramp the air runs parallel to the ramp, trailing it by rate × lag.
     bench.clock.advance_to(ramp_s / 2)
-    assert bench.chamber.read_temperature() == pytest.approx(55.0, abs=0.15)
-    bench.clock.advance_to(ramp_s - 6.0)
-    assert bench.lab.chamber.air_temp_c() == pytest.approx(84.5)
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(55.0 - TRAIL_C, abs=1e-4)
+    assert bench.chamber.read_temperature() == pytest.approx(55.0 - TRAIL_C, abs=0.15)
     bench.clock.advance_to(ramp_s)
-    assert bench.lab.chamber.air_temp_c() == 85.0
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(85.0 - TRAIL_C, abs=1e-4)
+    # Then the lag settles: within 0.01 °C two minutes later, and exact after an hour.
+    bench.clock.advance_to(ramp_s + SETTLE_S)
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(85.0, abs=0.01)
     assert bench.chamber.read_temperature() == pytest.approx(85.0, abs=0.15)
     bench.clock.advance_to(ramp_s + 3600.0)
-    assert bench.lab.chamber.air_temp_c() == 85.0
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(85.0, abs=1e-9)
 
     bench.chamber.set_temperature(-40.0)
     start_s = bench.clock.now()
-    bench.clock.advance_to(start_s + (85.0 + 40.0) / RAMP_C_PER_MIN * 60.0 - 60.0)
-    assert bench.lab.chamber.air_temp_c() == pytest.approx(-35.0)
-    bench.clock.sleep(60.0)
+    down_s = (85.0 + 40.0) / RAMP_C_PER_MIN * 60.0
+    bench.clock.advance_to(start_s + down_s - 60.0)
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(-35.0 + TRAIL_C, abs=1e-4)
+    bench.clock.advance_to(start_s + down_s + SETTLE_S)
     assert bench.chamber.read_temperature() == pytest.approx(-40.0, abs=0.15)
 
 
 def test_a_setpoint_change_mid_ramp_starts_from_the_present_air_temperature(bench: Bench) -> None:
     bench.chamber.set_temperature(85.0)
-    bench.clock.advance_to(360.0)  # air at 55 °C
-    bench.chamber.set_temperature(45.0)
-    bench.clock.advance_to(360.0 + 60.0)  # 10 °C down in two minutes would be wrong
-    assert bench.lab.chamber.air_temp_c() == pytest.approx(50.0)
-    bench.clock.advance_to(360.0 + 120.0)
-    assert bench.lab.chamber.air_temp_c() == 45.0
+    bench.clock.advance_to(360.0)
+    air_c = bench.lab.chamber.air_temp_c()
+    assert air_c == pytest.approx(55.0 - TRAIL_C, abs=1e-4)
+    bench.chamber.set_temperature(25.0)
+    # The new ramp starts at the present air, not at the old setpoint nor at 55 °C, and takes
+    # (air − 25) / rate; 200 s in, the reversal has settled and the air trails the new ramp.
+    bench.clock.advance_to(360.0 + 200.0)
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(air_c - 200.0 * RATE_C_PER_S + TRAIL_C, abs=1e-3)
+    bench.clock.advance_to(360.0 + (air_c - 25.0) / RATE_C_PER_S + SETTLE_S)
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(25.0, abs=0.01)
 
 
 def test_standby_and_safe_state_return_the_air_to_ambient(bench: Bench) -> None:
     bench.chamber.set_temperature(65.0)
-    bench.clock.advance_to(480.0)
+    bench.clock.advance_to(480.0 + SETTLE_S)
+    stopped_c = bench.lab.chamber.air_temp_c()
+    assert stopped_c == pytest.approx(65.0, abs=0.01)
     bench.chamber.standby()
-    bench.clock.advance_to(480.0 + 240.0)
-    assert bench.lab.chamber.air_temp_c() == pytest.approx(45.0)
+    assert bench.chamber.read_mode() == "STANDBY"
+    # Controller stopped: the air relaxes to ambient with the chamber's passive time constant.
+    bench.clock.sleep(600.0)
+    expected_c = 25.0 + (stopped_c - 25.0) * math.exp(-600.0 / PASSIVE_TAU_S)
+    assert bench.lab.chamber.air_temp_c() == pytest.approx(expected_c, abs=1e-9)
     bench.chamber.safe_state()
     assert bench.chamber.read_mode() == "CONSTANT"
     assert bench.chamber.read_setpoint() == 25.0
@@ -234,11 +261,17 @@ def test_dut_temperature_is_chamber_air_plus_power_times_rth(bench: Bench) -> No
     ssd, dimm = bench.lab.dut(1), bench.lab.dut(2)
     bench.chamber.set_temperature(85.0)
     bench.clock.advance_to(3600.0)
-    assert ssd.temperature_c() == 85.0  # unpowered: at air temperature
+    assert ssd.temperature_c() == pytest.approx(85.0, abs=1e-3)  # unpowered: at air temperature
     bench.power_channel(2)
     bench.power_channel(3)
-    assert ssd.temperature_c() == pytest.approx(85.0 + ssd.idle_w * ssd.rth_c_per_w)
-    assert dimm.temperature_c() == pytest.approx(85.0 + dimm.idle_w * dimm.rth_c_per_w)
+    # First-order lag: no jump at power-on, 1 − 1/e of the rise after one time constant.
+    assert ssd.temperature_c() == pytest.approx(85.0, abs=1e-3)
+    bench.clock.sleep(ssd.thermal_tau_s)
+    rise_c = ssd.idle_w * ssd.rth_c_per_w
+    assert ssd.temperature_c() == pytest.approx(85.0 + rise_c * (1.0 - math.exp(-1.0)), abs=1e-3)
+    bench.clock.advance_to(3600.0 + 20.0 * ssd.thermal_tau_s)
+    assert ssd.temperature_c() == pytest.approx(85.0 + rise_c, abs=1e-6)
+    assert dimm.temperature_c() == pytest.approx(85.0 + dimm.idle_w * dimm.rth_c_per_w, abs=1e-6)
     measured_w = bench.psu.measure_voltage(2) * bench.psu.measure_current(2)
     air_c = bench.chamber.read_temperature()
     assert ssd.temperature_c() == pytest.approx(air_c + measured_w * ssd.rth_c_per_w, abs=0.3)

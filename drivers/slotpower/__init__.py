@@ -1,0 +1,1 @@
+"""Per-slot DUT power switch drivers."""
