@@ -140,7 +140,15 @@ def validate_doc(doc: YamlDoc, model: type[M], *, context: dict[str, Any] | None
     try:
         return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
-        raise_if_errors([_to_input_error(doc, err) for err in exc.errors()])
+        # A value that fits no member of a union fails once per member: report it once.
+        seen: set[tuple[str | None, int | None]] = set()
+        errors = []
+        for err in exc.errors():
+            error = _to_input_error(doc, err)
+            if (error.key, error.line) not in seen:
+                seen.add((error.key, error.line))
+                errors.append(error)
+        raise_if_errors(errors)
     raise AssertionError("unreachable: a ValidationError has at least one error")
 
 

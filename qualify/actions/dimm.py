@@ -88,7 +88,8 @@ class RetentionParams(Strict):
     """A REAPER-style profile: data patterns held at each extended refresh interval, TCR off."""
 
     refresh_ms: list[float] = Field(min_length=1)
-    target_ms: float = Field(default=32.0, gt=0)
+    target_ms: float = Field(default=32.0, gt=0)  # DDR5 tREFW
+    guard_ms: float = Field(default=64.0, gt=0)  # profile past the target, as REAPER does
     patterns: list[str] = Field(default_factory=lambda: ["CHECKER", "CHECKER_INV"])
     hold_ms: float = Field(default=1000.0, gt=0)
 
@@ -168,7 +169,7 @@ def _memory_result(result: Any) -> ActionResult:
 
 
 def _retention(ctx: ActionContext, params: RetentionParams) -> ActionResult:
-    readings, total_s, at_target, worst = [], 0.0, 0, 0
+    readings, total_s, at_target, at_guard, worst = [], 0.0, 0, 0, 0
     with _tester(ctx.require_dut()) as (tester, slot):
         for refresh_ms in sorted(params.refresh_ms):
             words: set[int] = set()
@@ -182,7 +183,13 @@ def _retention(ctx: ActionContext, params: RetentionParams) -> ActionResult:
             worst = max(worst, len(words))
             if refresh_ms <= params.target_ms:
                 at_target = max(at_target, len(words))
-    readings += [Reading("weak_cells", float(at_target)), Reading("weak_cells_max", float(worst))]
+            if refresh_ms <= params.guard_ms:
+                at_guard = max(at_guard, len(words))
+    readings += [
+        Reading("weak_cells", float(at_target)),
+        Reading("weak_cells_guard", float(at_guard)),
+        Reading("weak_cells_max", float(worst)),
+    ]
     return ActionResult(readings, duration_s=total_s)
 
 
@@ -287,6 +294,7 @@ for _action in (
             MeasurementSpec(
                 "weak_cells", None, "Count failing words at or below the target refresh interval"
             ),
+            MeasurementSpec("weak_cells_guard", None, "Count failing words up to the guard-band interval"),
             MeasurementSpec("weak_cells_max", None, "Count failing words at the longest interval"),
         ),
         _retention,

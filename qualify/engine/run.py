@@ -435,7 +435,9 @@ class Engine:
         found = self._chamber()
         inst, chamber = found
         t0 = self.clock.now()
-        poll_s = min(10.0, self.plan.telemetry.interval_s)
+        # Poll as finely as the plan samples telemetry, between 10 s and a minute: a coarse
+        # plan (a 1000-cycle ramp schedule) need not pay for ten-second resolution.
+        poll_s = min(60.0, max(10.0, self.plan.telemetry.interval_s / 60.0))
         try:
             chamber.set_temperature(setting.temp_c)
             temp_c = chamber.read_temperature()

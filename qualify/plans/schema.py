@@ -249,7 +249,7 @@ class Plan(_Strict):
     version: str
     applies_to: Literal["ssd", "dimm", "station"]
     description: str | None = None
-    parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    parameters: dict[str, float | int | str | bool | list[float | int | str]] = Field(default_factory=dict)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     stages: list[Stage] = Field(min_length=1)
     criteria: list[Criterion] = Field(default_factory=list)

@@ -91,7 +91,8 @@ stages:
         hold_h = 2190 / arrhenius_af(1.1, 40, 66)
         assert 96.0 < hold_h < 96.5
         ramp_s = (66 - 25) / 5.0 * 60
-        assert abs((engine.clock.now() - t0) - (ramp_s + hold_h * 3600)) < 15  # within one poll
+        # The chamber poll (60 s at this plan's hourly telemetry) bounds how late "reached" is seen.
+        assert abs((engine.clock.now() - t0) - (ramp_s + hold_h * 3600)) < 60
         rows = engine.store.rows("SELECT name, value FROM measurements WHERE name = 'equivalent_hold_h'")
         assert abs(rows[0]["value"] - hold_h) < 1e-9
         assert all(not d.powered() for d in engine.station.lab.duts())
