@@ -60,6 +60,8 @@ class ActionContext:
     dut: BoundDut | None
     now_s: Callable[[], float]
     seed: int
+    # (step name, measurement) -> this DUT's earlier values in run order (steady-state checks)
+    history: Callable[[str, str], list[float]] = lambda step, name: []
 
     def require_dut(self) -> BoundDut:
         """Return the DUT; station-scope actions have none."""

@@ -262,3 +262,102 @@ for _action in (
     ),
 ):
     register(_action)
+
+
+class PtsRoundParams(_Strict):
+    """One SNIA PTS-E IOPS round: every R/W mix × block size, one minute each."""
+
+    round_s: float = Field(default=60.0, gt=0)
+    iodepth: int = Field(default=32, ge=1)
+    numjobs: int = Field(default=4, ge=1)
+
+
+def _pts_round(ctx: ActionContext, params: PtsRoundParams) -> ActionResult:
+    from drivers.workload.jobs import PTS_IOPS_TRACKED, PTS_MAX_ROUNDS, pts_iops_round
+
+    dut = ctx.require_dut()
+    runner = dut.capability(BlockWorkload)  # type: ignore[type-abstract]
+    if runner is None:
+        raise CapabilityMissing(f"{dut.label} has no workload runner (station: duts[].block_device)")
+    round_number = min(len(ctx.history("iops_round", "tracked_iops")) + 1, PTS_MAX_ROUNDS)
+    readings, total_s, tracked = [], 0.0, 0.0
+    specs = pts_iops_round(
+        round_number, runtime_s=params.round_s, iodepth=params.iodepth, numjobs=params.numjobs
+    )
+    for spec in specs:
+        result = runner.run(spec)
+        iops = result.read.iops + result.write.iops
+        total_s += result.runtime_s
+        block = spec.bs_split[0][0]
+        readings.append(Reading(f"iops@{spec.rwmixread_pct}/{100 - spec.rwmixread_pct}:{block}", iops))
+        if (spec.rwmixread_pct, block) == PTS_IOPS_TRACKED:
+            tracked = iops
+    readings.append(Reading("tracked_iops", tracked))
+    readings.append(Reading("round", float(round_number)))
+    return ActionResult(readings, duration_s=total_s)
+
+
+class SteadyStateParams(_Strict):
+    """SNIA PTS steady state over the last `window` rounds of one step's measurement."""
+
+    step: str
+    measurement: str
+    window: int = Field(default=5, ge=2)
+    excursion: float = Field(default=0.20, gt=0)
+    slope_excursion: float = Field(default=0.10, gt=0)
+
+
+def _steady_state(ctx: ActionContext, params: SteadyStateParams) -> ActionResult:
+    from qualify.stats import steady_state
+
+    values = ctx.history(params.step, params.measurement)
+    readings = [Reading("rounds", float(len(values)))]
+    if len(values) < params.window:
+        readings.append(Reading("steady", 0.0))
+        return ActionResult(readings, duration_s=0.0)
+    window = values[-params.window :]
+    result = steady_state(window, params.window, params.excursion, params.slope_excursion)
+    avg = result.window_average
+    readings += [
+        Reading("steady", 1.0 if result.reached else 0.0),
+        Reading("window_average", avg),
+        Reading("range_pct", 100.0 * result.max_min_range / avg if avg else 0.0, unit="%"),
+        Reading("slope_excursion_pct", 100.0 * result.slope_excursion / avg if avg else 0.0, unit="%"),
+    ]
+    return ActionResult(readings, duration_s=0.0)
+
+
+for _action in (
+    Action(
+        "pts.iops_round",
+        "dut",
+        SSD,
+        PtsRoundParams,
+        (
+            MeasurementSpec(
+                "tracked_iops", None, "Measure 4 KiB random write IOPS, PTS-E's tracked variable"
+            ),
+            MeasurementSpec("round", None, "Count this round"),
+        ),
+        _pts_round,
+        "Run one SNIA PTS-E IOPS round: 7 R/W mixes × 8 block sizes, a minute each.",
+    ),
+    Action(
+        "pts.steady_state",
+        "dut",
+        SSD,
+        SteadyStateParams,
+        (
+            MeasurementSpec("steady", None, "Check SNIA steady state over the window (1 reached)"),
+            MeasurementSpec("rounds", None, "Count rounds so far"),
+            MeasurementSpec("window_average", None, "Average the window"),
+            MeasurementSpec("range_pct", "%", "Compute max − min over the window average"),
+            MeasurementSpec(
+                "slope_excursion_pct", "%", "Compute the fitted line's excursion over the average"
+            ),
+        ),
+        _steady_state,
+        "Check SNIA PTS steady state of a step's measurement over its last rounds on each DUT.",
+    ),
+):
+    register(_action)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from qualify.actions.base import MeasurementSpec
 from qualify.actions.builtin import ENVIRONMENT_ACTION
 from qualify.actions.registry import get_action
@@ -26,8 +28,11 @@ def check_actions(loaded: LoadedPlan) -> None:
                 continue
             try:
                 action.params.model_validate(step.params)
-            except Exception as exc:  # pydantic's message names the bad parameter
-                errors.append(doc.error((*where, "params"), f"{step.action}: {_first_line(exc)}"))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = tuple(str(part) for part in err.get("loc", ()))
+                    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+                    errors.append(doc.error((*where, "params", *loc), f"{step.action}: {message}"))
             for name, limit in step.limits.items():
                 spec = action.measurement(name)
                 if spec is None:
@@ -137,8 +142,3 @@ def supply_setting_v(voltage_pct: float | None, voltage_v: float | None, nominal
     if voltage_v is not None:
         return voltage_v
     return nominal_v * (1.0 + (voltage_pct or 0.0) / 100.0)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return " ".join(t.strip() for t in text[:3]) if text else type(exc).__name__

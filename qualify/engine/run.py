@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import platform
+import sqlite3
 import subprocess
+import threading
 import time
 import traceback
 import uuid
@@ -152,6 +154,8 @@ class Engine:
         self.last_sample_t = -1e300
         self.telemetry_failing: set[str] = set()
         self.duts_powered = True
+        self._history_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         self.aborted: str | None = None
         self.progress: Callable[[str], None] = lambda line: None
         self._wall_start = time.monotonic()
@@ -600,7 +604,13 @@ class Engine:
 
     def _call(self, action: Action, dut: BoundDut | None, params: Any) -> _Call:
         t_start, started_at = self.clock.now(), utc_now()
-        ctx = ActionContext(station=self.station, dut=dut, now_s=self.clock.now, seed=self.options.seed)
+        ctx = ActionContext(
+            station=self.station,
+            dut=dut,
+            now_s=self.clock.now,
+            seed=self.options.seed,
+            history=partial(self._history, dut.serial if dut else None),
+        )
         try:
             return _Call("ok", action.run(ctx, params), None, t_start, started_at)
         except InstrumentError as exc:
@@ -839,6 +849,23 @@ class Engine:
             code = EXIT_PASS
         return RunOutcome(self.run_id, status, verdicts, code, message)
 
+    def _history(self, serial: str | None, step: str, name: str) -> list[float]:
+        """Return one DUT's earlier values of a step's measurement, in run order."""
+        with self._history_lock:
+            rows = self._history_conn().execute(
+                "SELECT m.value FROM measurements m JOIN steps s ON s.id = m.step_id "
+                "WHERE s.run_id = ? AND s.dut_serial IS ? AND s.name = ? AND m.name = ? "
+                "AND m.value IS NOT NULL ORDER BY s.seq",
+                (self.run_id, serial, step, name),
+            ).fetchall()
+        return [float(r[0]) for r in rows]
+
+    def _history_conn(self) -> sqlite3.Connection:
+        # DUT threads read history on a connection of their own; the writer's stays single-threaded.
+        if self._reader is None:
+            self._reader = sqlite3.connect(str(self.store.path), check_same_thread=False)
+        return self._reader
+
     def _measurements(self, step: str, name: str) -> dict[str, list[float]]:
         """Return every DUT's values of one step's measurement, over stages and iterations."""
         out: dict[str, list[float]] = {}
@@ -854,6 +881,8 @@ class Engine:
     def close(self) -> None:
         """Release the station and the database."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._reader is not None:
+            self._reader.close()
         self.station.close()
         self.store.close()
 
