@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.browser.conftest import Page
-from tests.cli.conftest import run_qualify
+import subprocess
 
 
 def test_console_detector_catches_errors(tmp_path: Path, chromium: Callable[..., Page]) -> None:
@@ -17,17 +17,23 @@ def test_console_detector_catches_errors(tmp_path: Path, chromium: Callable[...,
     assert any("boom-42" in line for line in page.console)
 
 
-def test_main_job_report_in_chromium(tmp_path: Path, chromium: Callable[..., Page]) -> None:
-    proc = run_qualify(tmp_path, "run", "station_smoke", "--sim", "--lot", "DEMO-LOT")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (report,) = tmp_path.glob("qualify-report-*.html")
+def test_main_job_report_in_chromium(
+    tmp_path: Path, chromium: Callable[..., Page], main_job: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
+    folder, proc = main_job
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    (report,) = folder.glob("qualify-report-*.html")
     shot = tmp_path / "report.png"
     page = chromium(report, screenshot=shot)
     assert page.console == []
     dom = page.dom
     assert 'id="verdict"' in dom and ">PASS<" in dom
-    assert 'id="duts"' in dom and dom.count("QSIM000") >= 4
+    assert 'id="criteria"' in dom and "Clopper-Pearson" in dom and "UBER upper bound" in dom
+    assert 'id="duts"' in dom and dom.count("QLOT00") >= 34
     assert 'id="provenance"' in dom and 'id="timeline"' in dom and "<svg" in dom
+    # The plan's own figures: wear and write amplification against time, per drive or as a band.
+    for figure in ("percentage_used against run time", "waf against run time", "DUT temperature"):
+        assert figure in dom, figure
     # Self-contained: nothing is fetched (XML namespace names in the SVG are not fetches).
     for fetch in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import"):
         assert fetch not in dom, fetch
