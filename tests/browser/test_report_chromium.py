@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.browser.conftest import Page
-import subprocess
 
 
 def test_console_detector_catches_errors(tmp_path: Path, chromium: Callable[..., Page]) -> None:
