@@ -130,6 +130,22 @@ def trend_svg(title: str, unit: str | None, per_dut: Mapping[str, Series]) -> st
     return _svg(fig)
 
 
+def lines_svg(
+    title: str, x_label: str, y_label: str, series: Mapping[str, Series], logx: bool = False
+) -> str:
+    """Draw named series of (x, y) points as lines with markers."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker="o", lw=1.2, label=name)
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.legend(loc="best", fontsize=7)
+    return _svg(fig)
+
+
 def weibull_svg(
     points: Sequence[tuple[float, float]], beta: float | None, eta: float | None, unit: str = "h"
 ) -> str:

@@ -34,7 +34,11 @@ TREND_MEASUREMENTS = (
     "uncorrectable_errors",
     "weak_cells",
     "temp_c",
+    "tracked_iops",
+    "vmin_margin_pct",
 )
+_SHMOO = re.compile(r"^fails@vdd([+-]?[0-9.]+)%$")
+_WEAK = re.compile(r"^weak_cells@([0-9.]+)ms$")
 MAX_DRILL_DUTS = 50
 
 
@@ -166,10 +170,94 @@ def _figures_and_tables(store: Store, run_ids: list[str], duts: list[dict[str, A
             continue
         figs.append((name, _svg(figures.trend_svg(name, units.get(name), series))))
     weibull = _weibull(store, run_ids, marks, duts)
+    stage_temps = {
+        r["stage"]: r["temp"]
+        for r in store.rows(
+            f"SELECT s.stage AS stage, MAX(m.value) AS temp FROM measurements m "  # noqa: S608 - placeholders only
+            f"JOIN steps s ON s.id = m.step_id WHERE s.run_id IN ({marks}) AND s.dut_serial IS NULL "
+            "AND m.name = 'chamber_temp_c' GROUP BY s.stage",
+            tuple(run_ids),
+        )
+    }
+    dimm_rows = store.rows(
+        f"SELECT s.dut_serial AS serial, s.stage AS stage, m.name AS name, m.value AS value "  # noqa: S608 - placeholders only
+        f"FROM measurements m JOIN steps s ON s.id = m.step_id WHERE s.run_id IN ({marks}) "
+        "AND (m.name LIKE 'fails@vdd%' OR m.name LIKE 'weak_cells@%') AND m.value IS NOT NULL",
+        tuple(run_ids),
+    )
+    shmoo = _shmoo(dimm_rows, stage_temps)
+    if shmoo is not None:
+        figs.append(
+            ("VDD margin shmoo: fraction of modules passing at each margin and case temperature", shmoo)
+        )
+    weak = _weak_cells(dimm_rows, stage_temps)
+    if weak is not None:
+        figs.append(("Weak cells against refresh interval, per case temperature (worst module)", weak))
     drill = {}
     for d in [d for d in duts if d["verdict"] in ("fail", "error")][:MAX_DRILL_DUTS]:
         drill[d["serial"]] = _steps(store, d.get("run_id") or run_ids[0], d["serial"])
-    return {"timeline": timeline, "figures": figs, "weibull": weibull, "drill": drill}
+    return {
+        "timeline": timeline,
+        "figures": figs,
+        "weibull": weibull,
+        "drill": drill,
+        "matrix": _march_matrix(store, run_ids, marks),
+    }
+
+
+def _shmoo(rows: list[dict[str, Any]], stage_temps: dict[str, float]) -> Markup | None:
+    """Grid the VDD-margin points of every stage: x margin, y chamber temperature."""
+    passed: dict[tuple[float, float], list[bool]] = defaultdict(list)
+    for r in rows:
+        m = _SHMOO.match(r["name"])
+        if m and r["stage"] in stage_temps:
+            passed[(float(m.group(1)), round(stage_temps[r["stage"]]))].append(r["value"] == 0)
+    if not passed:
+        return None
+    xs = sorted({x for x, _ in passed})
+    ys = sorted({y for _, y in passed})
+    fractions = {k: sum(v) / len(v) for k, v in passed.items()}
+    return _svg(
+        figures.grid_svg("VDD margin shmoo", "VDD margin (%)", "case temperature (°C)", xs, ys, fractions)
+    )
+
+
+def _weak_cells(rows: list[dict[str, Any]], stage_temps: dict[str, float]) -> Markup | None:
+    """Plot the worst module's weak cells against refresh interval, one line per temperature."""
+    worst: dict[str, dict[float, float]] = defaultdict(dict)
+    for r in rows:
+        m = _WEAK.match(r["name"])
+        if m and r["stage"] in stage_temps:
+            label = f"{stage_temps[r['stage']]:.0f} °C"
+            interval = float(m.group(1))
+            worst[label][interval] = max(worst[label].get(interval, 0.0), r["value"])
+    if not worst:
+        return None
+    series = {label: (sorted(pts), [pts[k] for k in sorted(pts)]) for label, pts in worst.items()}
+    return _svg(
+        figures.lines_svg(
+            "Weak cells (worst module)", "refresh interval (ms)", "failing words", series, logx=True
+        )
+    )
+
+
+def _march_matrix(store: Store, run_ids: list[str], marks: str) -> dict[str, Any] | None:
+    """Tabulate each DIMM's status per March step (algorithm × module)."""
+    rows = store.rows(
+        f"SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id IN ({marks}) "  # noqa: S608 - placeholders only
+        "AND action = 'dimm.march' ORDER BY seq",
+        tuple(run_ids),
+    )
+    if not rows:
+        return None
+    columns: list[str] = []
+    cells: dict[str, dict[str, str]] = defaultdict(dict)
+    for r in rows:
+        column = f"{r['stage']}/{r['name']}" + (f"[{r['iteration']}]" if r["iteration"] > 1 else "")
+        if column not in columns:
+            columns.append(column)
+        cells[r["dut_serial"]][column] = r["status"]
+    return {"columns": columns, "rows": sorted(cells.items())}
 
 
 def _timeline(store: Store, run_ids: list[str], marks: str) -> Markup | None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from drivers.dimm.spd import decode_spd
 from drivers.errors import InstrumentError
-from drivers.protocols import NvmeController, PowerSupply, SpdHub, ThermalChamber
+from drivers.protocols import NvmeController, PowerSupply, SlotPower, SpdHub, ThermalChamber
 from drivers.registry import REGISTRY
 from drivers.transport.open import open_transport
 from qualify.clock import Clock
@@ -122,8 +122,14 @@ class BoundStation:
     def safe_state(self) -> list[str]:
         """Put every instrument in its safe state; return the errors met on the way."""
         errors = []
-        # DUT power goes off before the chamber moves, so no DUT sits powered through a ramp.
-        ordered = sorted(self.instruments.values(), key=lambda i: isinstance(i.driver, ThermalChamber))
+        # Testers and meters settle while the DUTs still have power; then DUT power goes off
+        # before the chamber moves, so no DUT sits powered through a ramp.
+        def order(inst: BoundInstrument) -> int:
+            if isinstance(inst.driver, ThermalChamber):
+                return 2
+            return 1 if isinstance(inst.driver, PowerSupply | SlotPower) else 0
+
+        ordered = sorted(self.instruments.values(), key=order)
         for inst in ordered:
             if inst.driver is None:
                 continue
