@@ -162,6 +162,8 @@ def _health(ctx: ActionContext, params: NoParams) -> ActionResult:
         Reading("available_spare_pct", float(smart.available_spare_pct), unit="%"),
         Reading("critical_warning", float(smart.critical_warning)),
         Reading("throttle_events", float(ocp.thermal_throttling_event_count)),
+        Reading("pe_cycles", float(ocp.max_user_data_erase_count)),
+        Reading("corrected_errors", float(ocp.soft_ecc_error_count)),
     ]
     if host_bytes > 0:
         readings.append(Reading("waf", ocp.physical_media_units_written / host_bytes))
@@ -256,6 +258,8 @@ for _action in (
             MeasurementSpec("available_spare_pct", "%", "Read available spare"),
             MeasurementSpec("critical_warning", None, "Read critical warning bits"),
             MeasurementSpec("throttle_events", None, "Read thermal throttling events"),
+            MeasurementSpec("pe_cycles", None, "Read the most-erased user block's erase count (OCP)"),
+            MeasurementSpec("corrected_errors", None, "Read soft-decoded (corrected) ECC errors (OCP)"),
         ),
         _health,
         "Read SMART and the OCP extended log: wear, WAF, errors, spare, throttling.",

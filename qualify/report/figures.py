@@ -146,6 +146,20 @@ def lines_svg(
     return _svg(fig)
 
 
+def scatter_svg(title: str, x_label: str, y_label: str, per_dut: Mapping[str, Series]) -> str:
+    """Plot one quantity against another, all DUTs in one cloud (colour per DUT up to a dozen)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    many = len(per_dut) > MAX_LINES
+    for serial, (x, y) in sorted(per_dut.items()):
+        ax.plot(x, y, ".", ms=4, color="#0969da" if many else None, label=None if many else serial)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=9, loc="left")
+    if not many:
+        ax.legend(loc="best", fontsize=6, ncol=2)
+    return _svg(fig)
+
+
 def weibull_svg(
     points: Sequence[tuple[float, float]], beta: float | None, eta: float | None, unit: str = "h"
 ) -> str:

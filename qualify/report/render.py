@@ -36,6 +36,7 @@ TREND_MEASUREMENTS = (
     "temp_c",
     "tracked_iops",
     "vmin_margin_pct",
+    "pe_cycles",
 )
 _SHMOO = re.compile(r"^fails@vdd([+-]?[0-9.]+)%$")
 _WEAK = re.compile(r"^weak_cells@([0-9.]+)ms$")
@@ -190,6 +191,25 @@ def _figures_and_tables(store: Store, run_ids: list[str], duts: list[dict[str, A
         figs.append(
             ("VDD margin shmoo: fraction of modules passing at each margin and case temperature", shmoo)
         )
+    pe = per_name.get("pe_cycles")
+    corrected = per_name.get("corrected_errors")
+    if pe and corrected:
+        pairs = {
+            serial: (pe[serial][1], corrected[serial][1])
+            for serial in pe
+            if serial in corrected and len(pe[serial][1]) == len(corrected[serial][1])
+        }
+        if pairs:
+            figs.append(
+                (
+                    "Corrected (soft-decoded) errors against P/E cycles",
+                    _svg(
+                        figures.scatter_svg(
+                            "Corrected errors vs P/E", "P/E cycles", "corrected errors", pairs
+                        )
+                    ),
+                )
+            )
     weak = _weak_cells(dimm_rows, stage_temps)
     if weak is not None:
         figs.append(("Weak cells against refresh interval, per case temperature (worst module)", weak))
