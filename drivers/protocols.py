@@ -107,6 +107,22 @@ class SlotPower(Instrument, Protocol):
 
 
 @runtime_checkable
+class PowerOffNotice(Protocol):
+    """A DUT told before its power goes, so it shuts down cleanly, and found again after."""
+
+    def prepare_power_off(self) -> None:
+        """Tell the device power is about to go (an NVMe shutdown notification).
+
+        Raise InstrumentError if it could not be told: its power-off would then be unsafe.
+        """
+        ...
+
+    def after_power_on(self) -> None:
+        """Find the device again once its power is back (a bus rescan where the host needs one)."""
+        ...
+
+
+@runtime_checkable
 class NvmeController(Protocol):
     """An NVMe controller reached through a passthrough transport."""
 

@@ -51,12 +51,12 @@ class Reading(Generic[T]):
         """Return the query line, with `parameters` filling named fields of the template."""
         return self.command.format(channel=channel, **parameters)
 
-    def decode(self, reply: str, address: str) -> T:
-        """Parse `reply`; raise ProtocolError naming the address when it does not parse."""
+    def decode(self, reply: str, address: str, query: str | None = None) -> T:
+        """Parse `reply`; raise ProtocolError naming the address and the query when it does not parse."""
         try:
             return self.parse(reply)
         except (ValueError, IndexError) as exc:
-            raise ProtocolError(address, f"{self.command!r}: unparsable reply {reply!r}") from exc
+            raise ProtocolError(address, f"{(query or self.command)!r}: unparsable reply {reply!r}") from exc
 
 
 def one_of(values: tuple[str, ...], quantity: str, owner: str) -> Callable[[str, int | None], None]:

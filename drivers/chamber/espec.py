@@ -187,7 +187,7 @@ class EspecChamber:
         reply = self._transport.query(command)
         if reply.startswith("NA:"):
             raise InstrumentError(self.address, f"{command!r} rejected: {reply[3:].strip()}")
-        return reading.decode(reply, self.address)
+        return reading.decode(reply, self.address, command)
 
 
 def _alarm_band(band: tuple[float, float], channel: int | None) -> None:

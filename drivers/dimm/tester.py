@@ -366,7 +366,8 @@ class DimmTester:
 
     def _read(self, name: str) -> Any:
         reading = self.readings[name]
-        return reading.decode(self._transport.query(reading.render()), self.address)
+        query = reading.render()
+        return reading.decode(self._transport.query(query), self.address, query)
 
     def _check_errors(self, command: str) -> None:
         errors = drain_errors(self._transport.query, self.address)

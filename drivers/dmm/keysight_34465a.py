@@ -114,7 +114,7 @@ class KeysightTruevolt:
         """Query a declared reading; an overload reading is an InstrumentError, not a value."""
         reading = self.readings[name]
         command = reading.render(tc_type=tc_type)
-        value = reading.decode(self._transport.query(command), self.address)
+        value = reading.decode(self._transport.query(command), self.address, command)
         if abs(value) >= OVERLOAD:
             raise InstrumentError(self.address, f"{command!r}: overload (input beyond range, or probe open)")
         return value

@@ -321,6 +321,33 @@ class NvmeDriver:
         items = [r if isinstance(r, DsmRange) else DsmRange(slba=r[0], blocks=r[1]) for r in ranges]
         self.io_command(cmds.dataset_management(nsid, items, deallocate=True), cmds.dsm_payload(items))
 
+    def prepare_power_off(self) -> None:
+        """Tell the controller its power is about to go, through the transport (implements PowerOffNotice).
+
+        The controller flushes its volatile write cache and shuts down (CC.SHN), so the power-off
+        that follows is not an unsafe shutdown. Raise InstrumentError if the transport has no way
+        to send the notification.
+        """
+        notify = getattr(self._transport, "shutdown_notification", None)
+        if notify is None:
+            raise InstrumentError(
+                self.address,
+                f"{type(self._transport).__name__} cannot send a shutdown notification; "
+                "its power-off would be an unsafe shutdown",
+            )
+        notify()
+
+    def after_power_on(self) -> None:
+        """Find the controller again after a power-off (the transport's bus rescan, if it has one).
+
+        Forget what the driver read from it: a power cycle may have activated new firmware.
+        """
+        found = getattr(self._transport, "after_power_on", None)
+        if found is not None:
+            found()
+        self._identity = None
+        self._lba_bytes.clear()
+
     def close(self) -> None:
         """Release the transport."""
         self._transport.close()

@@ -328,8 +328,8 @@ class KeysightE36300:
         """Query a declared reading for a channel and parse the reply."""
         self._is_channel(None, channel)
         reading = self.readings[name]
-        reply = self._transport.query(reading.render(channel))
-        return reading.decode(reply, self.address)
+        query = reading.render(channel)
+        return reading.decode(self._transport.query(query), self.address, query)
 
     def _check_errors(self, command: str) -> None:
         """Raise InstrumentError if the supply queued errors after `command`."""

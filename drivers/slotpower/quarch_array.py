@@ -120,7 +120,7 @@ class QuarchArray:
         command = reading.render(self._port(slot))
         reply = self._transport.query(command)
         self._check_failure(command, reply)
-        return reading.decode(reply, self.address)
+        return reading.decode(reply, self.address, command)
 
     def cycle(self, slot: int, off_s: float = 0.0, sleep: Callable[[float], None] | None = None) -> None:
         """Pull a slot, wait `off_s` through `sleep` (the run's clock), then plug it again."""

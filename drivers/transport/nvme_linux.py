@@ -2,8 +2,10 @@
 
 The command travels as the kernel's 72-byte `struct nvme_passthru_cmd` (include/uapi/linux/
 nvme_ioctl.h); the kernel builds the submission queue entry (its own CID, PRPs) and returns the
-NVMe status as the ioctl's value. Standard library only: this module also runs inside a minimal
-Linux guest with a bare python3.
+NVMe status as the ioctl's value. Around a power-off the transport removes the controller's PCI
+function through sysfs, which makes the kernel send the shutdown notification, and rescans the
+PCI bus after power-on. Standard library only: this module also runs inside a minimal Linux
+guest with a bare python3.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import glob
 import os
 import re
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,13 +55,25 @@ _GONE_ERRNOS = {errno.ENODEV, errno.ENXIO, errno.EIO, errno.ENOENT}
 _CONTROLLER_NODE = re.compile(r"^nvme(\d+)$")
 _NAMESPACE_NODE = re.compile(r"^(?:nvme|ng)(\d+)n(\d+)$")
 
+_SUBSYSTEM_DIR = re.compile(r"^nvme-subsys\d+$")
+# After power-on a drive needs a few seconds before its PCIe link trains; until then a rescan
+# finds nothing, so the rescan is repeated until the controller is back or this much time passed.
+DEFAULT_RESCAN_TIMEOUT_S = 30.0
+_RESCAN_POLL_S = 0.5
+
 Ioctl = Callable[[int, int, Any, bool], int]
 Opener = Callable[[str], int]
 Closer = Callable[[int], None]
+SysfsWriter = Callable[[str, str], None]
 
 
 def _open_rdwr(path: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+
+def _write_sysfs(path: str, value: str) -> None:
+    with open(path, "w") as attribute:
+        attribute.write(value)
 
 
 def pack_passthru(cmd: NvmeCommand, addr: int, timeout_ms: int = 0) -> bytes:
@@ -112,7 +127,8 @@ class LinuxNvmeTransport:
     Format NVM and Firmware Commit get `long_timeout_ms` instead.
 
     `ioctl`, `opener` and `closer` stand in for fcntl.ioctl, os.open and os.close, so the
-    command-to-struct mapping is testable without a kernel.
+    command-to-struct mapping is testable without a kernel; `sysfs_root`, `sysfs_write`,
+    `sleep` and `monotonic` do the same for the power-off and power-on paths.
     """
 
     def __init__(
@@ -125,6 +141,11 @@ class LinuxNvmeTransport:
         opener: Opener = _open_rdwr,
         closer: Closer = os.close,
         namespace_nodes: Callable[[str], list[str]] | None = None,
+        sysfs_root: str = "/sys",
+        sysfs_write: SysfsWriter = _write_sysfs,
+        rescan_timeout_s: float = DEFAULT_RESCAN_TIMEOUT_S,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.address: str = path
         self._timeout_ms = timeout_ms
@@ -133,12 +154,17 @@ class LinuxNvmeTransport:
         self._opener = opener
         self._closer = closer
         self._namespace_nodes = namespace_nodes or _sibling_namespace_nodes
-        self._fd: int | None = self._open(path)
+        self._sysfs_root = sysfs_root
+        self._sysfs_write = sysfs_write
+        self._rescan_timeout_s = rescan_timeout_s
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._pci_function: str | None = None
+        self._removed = False
+        self._fd: int | None = None
         self._io_fds: dict[int, int] = {}
         self._own_nsid: int | None = None
-        if _NAMESPACE_NODE.match(os.path.basename(path)):
-            self._own_nsid = self._namespace_id(self._fd, path)
-            self._io_fds[self._own_nsid] = self._fd
+        self._open_nodes()
 
     @property
     def nsid(self) -> int | None:
@@ -165,7 +191,135 @@ class LinuxNvmeTransport:
             with contextlib.suppress(OSError):
                 self._closer(fd)
 
+    def pci_function(self) -> str:
+        """Return the sysfs directory of the PCI function behind this controller.
+
+        Found from `/sys/class/nvme/nvmeX/device`; a namespace node leads to its controller
+        through its own `device` link (a multipath namespace, through its subsystem, when one
+        controller serves it).
+        """
+        controller = self._controller_dir()
+        function = os.path.realpath(os.path.join(controller, "device"))
+        if not os.path.isfile(os.path.join(function, "remove")):
+            raise InstrumentError(
+                self.address, f"{controller} is not backed by a removable PCI function ({function})"
+            )
+        return function
+
+    def shutdown_notification(self) -> None:
+        """Remove the controller's PCI function (sysfs `remove`): the kernel shuts it down first.
+
+        On removal the Linux NVMe driver sets CC.SHN and waits for the controller to report the
+        shutdown complete, which is how a host powers a drive off cleanly. The device nodes go
+        with it; `after_power_on()` finds the controller again. Needs root.
+        """
+        function = self.pci_function()
+        self._pci_function = function
+        self.close()  # the nodes die with the device; an open one would delay its removal
+        remove = os.path.join(function, "remove")
+        try:
+            self._sysfs_write(remove, "1")
+        except OSError as exc:
+            self._open_nodes()
+            raise self._sysfs_error(remove, exc, "remove the controller for a clean power-off") from exc
+        self._removed = True
+
+    def after_power_on(self) -> None:
+        """Rescan the PCI bus (sysfs `rescan`) until the controller is back, then reopen its node.
+
+        Repeats the rescan for up to `rescan_timeout_s` while the drive brings its link up;
+        raise InstrumentTimeout if it does not come back, InstrumentError without root.
+        """
+        rescan = os.path.join(self._sysfs_root, "bus", "pci", "rescan")
+        deadline_s = self._monotonic() + self._rescan_timeout_s
+        self.close()
+        while True:
+            try:
+                self._sysfs_write(rescan, "1")
+            except OSError as exc:
+                raise self._sysfs_error(rescan, exc, "rescan the PCI bus after power-on") from exc
+            if self._controller_back():
+                break
+            if self._monotonic() >= deadline_s:
+                where = f" at {self._pci_function}" if self._pci_function else ""
+                raise InstrumentTimeout(
+                    self.address,
+                    f"no NVMe controller{where} {self._rescan_timeout_s:g} s after power-on "
+                    "(PCI rescan found none)",
+                )
+            self._sleep(_RESCAN_POLL_S)
+        self._removed = False
+        expected = self._pci_function
+        found = self.pci_function() if expected is not None else None
+        if found != expected:
+            self.close()
+            raise InstrumentError(
+                self.address,
+                f"after the rescan this node is the controller at {found}, not the one at "
+                f"{expected}: the kernel numbered the controllers differently",
+            )
+
+    def _open_nodes(self) -> None:
+        """Open the node at `address` (and learn its NSID when it is a namespace node)."""
+        fd = self._open(self.address)
+        nsid = None
+        if _NAMESPACE_NODE.match(os.path.basename(self.address)):
+            try:
+                nsid = self._namespace_id(fd, self.address)
+            except InstrumentError:
+                with contextlib.suppress(OSError):
+                    self._closer(fd)
+                raise
+        self._fd = fd
+        self._own_nsid = nsid
+        self._io_fds = {} if nsid is None else {nsid: fd}
+
+    def _controller_back(self) -> bool:
+        """Return whether the controller is back: its PCI function has one and its node opens."""
+        function = self._pci_function
+        if function is not None and not glob.glob(os.path.join(function, "nvme", "nvme*")):
+            return False
+        try:
+            self._open_nodes()
+        except InstrumentError:
+            return False
+        return True
+
+    def _controller_dir(self) -> str:
+        """Return the sysfs directory of the controller this transport's node belongs to."""
+        name = os.path.basename(self.address)
+        if _CONTROLLER_NODE.match(name):
+            controller = os.path.join(self._sysfs_root, "class", "nvme", name)
+        elif _NAMESPACE_NODE.match(name):
+            group = "nvme-generic" if name.startswith("ng") else "block"
+            parent = os.path.realpath(os.path.join(self._sysfs_root, "class", group, name, "device"))
+            controller = parent
+            if _SUBSYSTEM_DIR.match(os.path.basename(parent)):
+                # A multipath namespace hangs off its subsystem, which lists its controllers.
+                found = sorted(e for e in os.listdir(parent) if _CONTROLLER_NODE.match(e))
+                if len(found) != 1:
+                    raise InstrumentError(
+                        self.address,
+                        f"{name} is a multipath namespace reached through {len(found)} controllers "
+                        f"({', '.join(found) or 'none'}); address one controller node (/dev/nvmeX)",
+                    )
+                controller = os.path.join(parent, found[0])
+        else:
+            raise InstrumentError(self.address, f"{name} is not an NVMe device node")
+        if not os.path.isdir(controller):
+            raise InstrumentError(self.address, f"no NVMe controller in sysfs for {name} ({controller})")
+        return controller
+
+    def _sysfs_error(self, path: str, exc: OSError, what: str) -> InstrumentError:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return InstrumentError(self.address, f"writing {path} to {what} needs root (CAP_SYS_ADMIN)")
+        return InstrumentError(self.address, f"cannot write {path} to {what}: {exc.strerror or exc}")
+
     def _require_fd(self) -> int:
+        if self._removed:
+            raise InstrumentError(
+                self.address, "the controller was removed for a power-off; after_power_on() finds it again"
+            )
         if self._fd is None:
             raise InstrumentError(self.address, "transport is closed")
         return self._fd

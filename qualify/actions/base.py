@@ -81,6 +81,7 @@ class Action:
     measurements: tuple[MeasurementSpec, ...]
     run: Callable[[ActionContext, Any], ActionResult]
     doc: str
+    idempotent: bool = True  # safe to retry after a transient fault (reads, not writes)
 
     def measurement(self, name: str) -> MeasurementSpec | None:
         """Return the promised measurement called `name`, if any."""

@@ -200,6 +200,7 @@ for _action in (
         _WORKLOAD_READINGS,
         _workload,
         "Run a workload job (JESD219, PTS, AI profiles or explicit fio fields) on each SSD.",
+        idempotent=False,
     ),
     Action(
         "nvme.format",
@@ -212,6 +213,7 @@ for _action in (
         ),
         _format,
         "Format the namespace (Format NVM), with secure erase by default (a purge).",
+        idempotent=False,
     ),
     Action(
         "integrity.write",
@@ -224,6 +226,7 @@ for _action in (
         ),
         _integrity_write,
         "Write LBA-stamped, seeded pattern blocks sampled across the namespace.",
+        idempotent=False,
     ),
     Action(
         "integrity.verify",
@@ -345,6 +348,7 @@ for _action in (
         ),
         _pts_round,
         "Run one SNIA PTS-E IOPS round: 7 R/W mixes × 8 block sizes, a minute each.",
+        idempotent=False,
     ),
     Action(
         "pts.steady_state",

@@ -22,10 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from drivers.errors import InstrumentError
-from drivers.protocols import NvmeController, PowerSupply
+from drivers.protocols import NvmeController, PowerOffNotice, PowerSupply
 from qualify import __version__
 from qualify.actions.base import Action, ActionContext, ActionResult, CapabilityMissing, Reading
 from qualify.actions.builtin import ENVIRONMENT_ACTION
@@ -44,6 +44,8 @@ from qualify.store.db import Batch, Store, utc_now
 log = logging.getLogger(__name__)
 
 RESUMABLE = ("running", "aborted", "stopped")
+RETRY_BACKOFF_S = (0.05, 0.25)
+T = TypeVar("T")
 TelemetryRow = tuple[str | None, str, float, str]
 
 
@@ -155,6 +157,8 @@ class Engine:
         self.telemetry_failing: set[str] = set()
         self.duts_powered = True
         self._history_lock = threading.Lock()
+        self._retry_lock = threading.Lock()
+        self.retries: list[str] = []
         self._reader: sqlite3.Connection | None = None
         self.aborted: str | None = None
         self.progress: Callable[[str], None] = lambda line: None
@@ -352,6 +356,9 @@ class Engine:
         self._report_progress(ref)
         run = self._run_environment if self._is_environment(ref) else self._run_step
         outcome = run(ref, batch)
+        for retry in self.retries:
+            self._event("warning", "engine", f"retried after a transient fault: {retry}", batch)
+        self.retries = []
         self.next_index = ref.index + 1
         self._items_run += 1
         self.store.write_batch(batch, self._checkpoint())
@@ -410,9 +417,16 @@ class Engine:
         return Environment.model_validate(stage.steps[ref.step_index].params)
 
     def _apply_supply(self, env: Environment, readings: list[Reading]) -> list[str]:
-        problems = []
-        power_on = env.dut_power != "off"
+        problems: list[str] = []
+        power_on = env.dut_power not in ("off", "cut")
         self.duts_powered = power_on
+        # An orderly power-off tells every DUT first, so none is switched off mid-shutdown of
+        # another on a shared channel; a DUT that cannot be told is not judged in this stage.
+        told: set[str] = set()
+        if env.dut_power == "off":
+            on_supply = [dut.serial for dut in self.duts if dut.supply_binding and dut.supply]
+            told = self._tell_duts("prepare_power_off", problems, only=on_supply)
+        switched = []
         for dut in self.duts:
             binding = dut.supply_binding
             if binding is None or dut.supply is None:
@@ -427,11 +441,41 @@ class Engine:
                     dut.supply_set_v = volts
                     readings.append(Reading(f"slot{dut.slot}.supply_set_v", volts, unit="V"))
                 psu.set_output(binding.channel, power_on)
+                switched.append(dut.serial)
             except InstrumentError as exc:
                 msg = f"supply {dut.supply.name} ({dut.supply.address}): {exc.message}"
                 self.env_blocked[dut.serial] = msg
                 problems.append(f"{dut.label}: {msg}")
+        if env.dut_power == "on":
+            self._tell_duts("after_power_on", problems, only=switched)
+            readings.append(Reading("power_on", len(switched)))
+        elif env.dut_power is not None:
+            orderly = sum(serial in told for serial in switched)
+            readings.append(Reading("orderly_power_off", orderly))
+            readings.append(Reading("unsafe_power_off", len(switched) - orderly))
         return problems
+
+    def _tell_duts(self, method: str, problems: list[str], only: list[str] | None = None) -> set[str]:
+        """Call a PowerOffNotice `method` of every DUT at once; return the serials it worked on.
+
+        A DUT it failed on is blocked for the stage, with the reason in `problems`.
+        """
+        calls = []
+        for dut in self.duts:
+            notice = dut.capability(PowerOffNotice)  # type: ignore[type-abstract]
+            if notice is not None and (only is None or dut.serial in only):
+                calls.append((dut, self._pool.submit(getattr(notice, method))))
+        done = set()
+        for dut, call in calls:
+            try:
+                call.result()
+            except InstrumentError as exc:
+                msg = f"{method}: {self.station.describe_error(exc)}"
+                self.env_blocked[dut.serial] = msg
+                problems.append(f"{dut.label}: {msg}")
+            else:
+                done.add(dut.serial)
+        return done
 
     def _reach_chamber(self, env: Environment, batch: Batch) -> list[Reading]:
         setting = env.chamber
@@ -443,8 +487,8 @@ class Engine:
         # plan (a 1000-cycle ramp schedule) need not pay for ten-second resolution.
         poll_s = min(60.0, max(10.0, self.plan.telemetry.interval_s / 60.0))
         try:
-            chamber.set_temperature(setting.temp_c)
-            temp_c = chamber.read_temperature()
+            self._retrying(inst.name, lambda: chamber.set_temperature(setting.temp_c))
+            temp_c = self._retrying(inst.name, chamber.read_temperature)
             while abs(temp_c - setting.temp_c) > setting.tolerance_c:
                 if self.clock.now() - t0 > setting.timeout_s:
                     raise HarnessError(
@@ -452,7 +496,7 @@ class Engine:
                         f"within {setting.timeout_s:g} s (at {temp_c:.1f} °C)"
                     )
                 self._advance(poll_s, batch)
-                temp_c = chamber.read_temperature()
+                temp_c = self._retrying(inst.name, chamber.read_temperature)
         except InstrumentError as exc:
             raise HarnessError(self.station.describe_error(exc)) from None
         self._event("info", inst.name, f"reached {temp_c:.2f} °C (setpoint {setting.temp_c:g} °C)", batch)
@@ -550,7 +594,7 @@ class Engine:
         if source in self.telemetry_failing:
             return
         try:
-            rows.extend(read())
+            rows.extend(self._retrying(source, read))
         except InstrumentError as exc:
             self.telemetry_failing.add(source)
             self._event("warning", source, f"telemetry paused until the next stage: {exc}", batch)
@@ -612,7 +656,7 @@ class Engine:
             history=partial(self._history, dut.serial if dut else None),
         )
         try:
-            return _Call("ok", action.run(ctx, params), None, t_start, started_at)
+            return _Call("ok", self._run_with_retries(action, ctx, params), None, t_start, started_at)
         except InstrumentError as exc:
             return _Call("error", None, self.station.describe_error(exc), t_start, started_at)
         except CapabilityMissing as exc:
@@ -626,6 +670,31 @@ class Engine:
                 t_start,
                 started_at,
             )
+
+    def _retrying(self, label: str, call: Callable[[], T]) -> T:
+        """Call an idempotent instrument exchange, retrying transient faults with backoff."""
+        for attempt in range(len(RETRY_BACKOFF_S) + 1):
+            try:
+                return call()
+            except InstrumentError as exc:
+                if attempt == len(RETRY_BACKOFF_S):
+                    raise
+                with self._retry_lock:
+                    self.retries.append(f"{label}: {self.station.describe_error(exc)} (retry {attempt + 1})")
+                time.sleep(RETRY_BACKOFF_S[attempt])
+        raise AssertionError("unreachable")
+
+    def _run_with_retries(self, action: Action, ctx: ActionContext, params: Any) -> ActionResult:
+        """Run an action; retry a read-only one after a transient instrument fault, with backoff.
+
+        A garbled reply or a dropped connection often clears on the next try; a persistent
+        fault fails every try and ends the step as error, naming the instrument. Retries are
+        real-time waits (an instrument recovers in wall time) and are logged for the record.
+        """
+        if not action.idempotent:
+            return action.run(ctx, params)
+        who = ctx.dut.label if ctx.dut else "station"
+        return self._retrying(f"{action.name} on {who}", lambda: action.run(ctx, params))
 
     def _record(
         self,
@@ -852,12 +921,16 @@ class Engine:
     def _history(self, serial: str | None, step: str, name: str) -> list[float]:
         """Return one DUT's earlier values of a step's measurement, in run order."""
         with self._history_lock:
-            rows = self._history_conn().execute(
-                "SELECT m.value FROM measurements m JOIN steps s ON s.id = m.step_id "
-                "WHERE s.run_id = ? AND s.dut_serial IS ? AND s.name = ? AND m.name = ? "
-                "AND m.value IS NOT NULL ORDER BY s.seq",
-                (self.run_id, serial, step, name),
-            ).fetchall()
+            rows = (
+                self._history_conn()
+                .execute(
+                    "SELECT m.value FROM measurements m JOIN steps s ON s.id = m.step_id "
+                    "WHERE s.run_id = ? AND s.dut_serial IS ? AND s.name = ? AND m.name = ? "
+                    "AND m.value IS NOT NULL ORDER BY s.seq",
+                    (self.run_id, serial, step, name),
+                )
+                .fetchall()
+            )
         return [float(r[0]) for r in rows]
 
     def _history_conn(self) -> sqlite3.Connection:

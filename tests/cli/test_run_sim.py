@@ -227,3 +227,19 @@ def test_resume_refuses_a_changed_plan(tmp_path: Path) -> None:
     proc = run_qualify(tmp_path, "resume", run_id)
     assert proc.returncode == 2
     assert "changed since the run started" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_transient_garbled_replies_are_retried_and_recorded(
+    tmp_path: Path, station_variant: Callable[..., Path]
+) -> None:
+    def flaky_chamber(data: dict[str, Any]) -> None:
+        # Only the engine's thread talks to the chamber, so which commands are hit is fixed by the seed.
+        data["simulation"]["lab"]["faults"] = [{"target": "chamber", "kind": "garbled", "probability": 0.1}]
+
+    proc = run_qualify(tmp_path, "run", SMOKE, "--station", str(station_variant(flaky_chamber)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    db = tmp_path / "qualify.db"
+    retried = query(db, "SELECT message FROM events WHERE message LIKE 'retried after a transient fault%'")
+    assert retried, "a 10 % garble rate over the run's chamber queries must have needed a retry"
+    assert all("chamber (/dev/pts/" in m for (m,) in retried)
+    assert set(query(db, "SELECT verdict FROM duts")) == {("pass",)}
