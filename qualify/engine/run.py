@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from drivers.errors import InstrumentError
+from drivers.errors import InstrumentError, InstrumentTimeout
 from drivers.protocols import NvmeController, PowerOffNotice, PowerSupply
 from qualify import __version__
 from qualify.actions.base import Action, ActionContext, ActionResult, CapabilityMissing, Reading
@@ -110,6 +110,7 @@ class _Call:
     message: str | None
     t_start: float
     started_at: str
+    timed_out: str | None = None  # the address that stopped answering
 
 
 def git_commit() -> str | None:
@@ -152,6 +153,7 @@ class Engine:
         self.until_met: dict[int, int] = {}
         self.dut_flags: dict[str, list[str]] = {}
         self.env_blocked: dict[str, str] = {}
+        self.dropped: dict[str, str] = {}
         self.seq = 0
         self.last_sample_t = -1e300
         self.telemetry_failing: set[str] = set()
@@ -312,6 +314,7 @@ class Engine:
         self.until_met = {int(k): int(v) for k, v in state.get("until_met", {}).items()}
         self.dut_flags = {k: list(v) for k, v in state.get("dut_flags", {}).items()}
         self.env_blocked = dict(state.get("env_blocked", {}))
+        self.dropped = dict(state.get("dropped", {}))
         self.seq = int(state.get("seq", 0))
         self.done_tests = set(state.get("done_tests", []))
         self.last_sample_t = float(state.get("last_sample_t", -1e300))
@@ -327,6 +330,7 @@ class Engine:
             "until_met": {str(k): v for k, v in self.until_met.items()},
             "dut_flags": self.dut_flags,
             "env_blocked": self.env_blocked,
+            "dropped": self.dropped,
             "seq": self.seq,
             "done_tests": sorted(self.done_tests),
             "t": t,
@@ -383,6 +387,8 @@ class Engine:
         problems: list[str] = []
         if env.supply is not None or env.dut_power is not None:
             problems += self._apply_supply(env, readings)
+        if env.dut_power == "on":
+            self.dropped = {}  # a power cycle brings back a drive that only hung
         status, message = "pass", None
         try:
             if env.chamber is not None:
@@ -625,6 +631,8 @@ class Engine:
                 calls[dut.serial] = _Call("error", None, f"DUT not available: {dut.error}", t_now, now_at)
             elif dut.serial in self.env_blocked:
                 calls[dut.serial] = _Call("error", None, self.env_blocked[dut.serial], t_now, now_at)
+            elif dut.serial in self.dropped:
+                calls[dut.serial] = _Call("error", None, self.dropped[dut.serial], t_now, now_at)
             elif dut.kind not in action.kinds:
                 calls[dut.serial] = _Call(
                     "skipped", None, f"{action.name} does not apply to {dut.kind}", t_now, now_at
@@ -642,9 +650,27 @@ class Engine:
                 flags.append(status)
             if call.result is not None:
                 longest = max(longest, call.result.duration_s)
+        self._note_dropouts(results, batch)
         self._check_until(ref, step, results)
         self._advance_to(t0 + longest, batch)
         return outcome
+
+    def _note_dropouts(self, results: dict[str, _Call], batch: Batch) -> None:
+        """Mark DUTs whose own device stopped answering; they skip steps until powered on again.
+
+        A drive that fell off the bus costs a timeout per command; after one, the rest of the
+        run records its steps as error at once, and the other DUTs carry on. A timeout of a
+        shared instrument (a supply) is not the DUT's fault and does not count.
+        """
+        instruments = {i.address for i in self.station.instruments.values()}
+        for serial, call in results.items():
+            if (
+                call.timed_out is not None
+                and call.timed_out not in instruments
+                and serial not in self.dropped
+            ):
+                self.dropped[serial] = f"DUT dropped out at t = {call.t_start / 3600:.2f} h: {call.message}"
+                self._event("error", serial, self.dropped[serial], batch)
 
     def _call(self, action: Action, dut: BoundDut | None, params: Any) -> _Call:
         t_start, started_at = self.clock.now(), utc_now()
@@ -657,6 +683,9 @@ class Engine:
         )
         try:
             return _Call("ok", self._run_with_retries(action, ctx, params), None, t_start, started_at)
+        except InstrumentTimeout as exc:
+            message = self.station.describe_error(exc)
+            return _Call("error", None, message, t_start, started_at, timed_out=exc.address)
         except InstrumentError as exc:
             return _Call("error", None, self.station.describe_error(exc), t_start, started_at)
         except CapabilityMissing as exc:

@@ -243,3 +243,24 @@ def test_transient_garbled_replies_are_retried_and_recorded(
     assert retried, "a 10 % garble rate over the run's chamber queries must have needed a retry"
     assert all("chamber (/dev/pts/" in m for (m,) in retried)
     assert set(query(db, "SELECT verdict FROM duts")) == {("pass",)}
+
+
+def test_ssd_that_drops_off_the_bus_is_error_and_the_rest_continue(
+    tmp_path: Path, station_variant: Callable[..., Path]
+) -> None:
+    def drop_slot3(data: dict[str, Any]) -> None:
+        data["simulation"]["lab"]["faults"] = [
+            {"target": "slot3", "kind": "drop_off_persistent", "at_s": 1000.0}
+        ]
+
+    proc = run_qualify(tmp_path, "run", SMOKE, "--station", str(station_variant(drop_slot3)))
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr
+    db = tmp_path / "qualify.db"
+    verdicts = dict(query(db, "SELECT serial, verdict FROM duts"))
+    assert verdicts == {"QSIM0001": "pass", "QSIM0002": "pass", "QSIM0003": "error", "QSIM0004": "pass"}
+    dropped = query(db, "SELECT message FROM events WHERE source = 'QSIM0003' AND level = 'error'")
+    assert len(dropped) == 1 and "dropped out" in dropped[0][0]
+    later = query(
+        db, "SELECT message FROM steps WHERE dut_serial = 'QSIM0003' AND status = 'error' ORDER BY seq"
+    )
+    assert len(later) >= 2 and all("sim-nvme://slot3" in m for (m,) in later)
