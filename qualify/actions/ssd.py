@@ -88,18 +88,19 @@ class IntegrityParams(_Strict):
     blocks: int = Field(default=256, ge=1, le=1_000_000)
     generation: int = Field(default=1, ge=0)
     seed: int = Field(default=0x51F1, ge=0)
+    span_pct: float = Field(default=100.0, gt=0, le=100)  # sample within the first part of the drive
 
 
-def _sampled_lbas(media: NvmeMedia, blocks: int) -> tuple[list[int], int]:
+def _sampled_lbas(media: NvmeMedia, blocks: int, span_pct: float = 100.0) -> tuple[list[int], int]:
     ns = media.identify_namespace(NSID)
-    total = int(ns.size_bytes // ns.block_size_bytes)
+    total = int(ns.size_bytes // ns.block_size_bytes * span_pct / 100.0)
     stride = max(1, total // blocks)
     return [i * stride for i in range(min(blocks, total))], int(ns.block_size_bytes)
 
 
 def _integrity_write(ctx: ActionContext, params: IntegrityParams) -> ActionResult:
     media = _media(ctx.require_dut())
-    lbas, block_bytes = _sampled_lbas(media, params.blocks)
+    lbas, block_bytes = _sampled_lbas(media, params.blocks, params.span_pct)
     seed = params.seed ^ ctx.seed
     for lba in lbas:
         media.write(NSID, lba, generate(lba, 1, params.generation, seed, block_bytes))
@@ -111,7 +112,7 @@ def _integrity_write(ctx: ActionContext, params: IntegrityParams) -> ActionResul
 
 def _integrity_verify(ctx: ActionContext, params: IntegrityParams) -> ActionResult:
     media = _media(ctx.require_dut())
-    lbas, block_bytes = _sampled_lbas(media, params.blocks)
+    lbas, block_bytes = _sampled_lbas(media, params.blocks, params.span_pct)
     seed = params.seed ^ ctx.seed
     counts = dict.fromkeys(VERIFY_CLASSES, 0)
     bit_errors = unreadable = 0
