@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sim_instruments import scpi_headers
 from sim_instruments.psu_e36300 import DATA_TYPE, ILLEGAL_VALUE, UNDEFINED_HEADER, ScpiError
 
 MODELS = ("34460A", "34461A", "34465A", "34470A")
@@ -59,15 +60,8 @@ def format_reading(value: float) -> str:
 
 
 def canonical_header(header: str) -> str:
-    """Reduce a SCPI header to its short form without optional nodes (`MEAS:VOLT?`)."""
-    text = header.strip().lstrip(":").upper()
-    is_query = text.endswith("?")
-    text = text.rstrip("?")
-    if text.startswith("*"):
-        return text + ("?" if is_query else "")
-    nodes = [_LONG_TO_SHORT.get(node, node) for node in text.split(":")]
-    kept = [node for node in nodes if node not in _OPTIONAL_NODES] or nodes[:1]
-    return ":".join(kept) + ("?" if is_query else "")
+    """Reduce a SCPI header to this instrument's short form without optional nodes."""
+    return scpi_headers.canonical_header(header, _LONG_TO_SHORT, _OPTIONAL_NODES)
 
 
 class TruevoltSim:

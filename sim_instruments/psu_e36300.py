@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sim_instruments import scpi_headers
+
 # Over-voltage protection reaches 10 % past the rated output *(check against the E36300 guide)*.
 OVP_HEADROOM = 1.10
 OCP_DELAY_DEFAULT_S = 0.050
@@ -140,15 +142,8 @@ def format_number(value: float) -> str:
 
 
 def canonical_header(header: str) -> str:
-    """Reduce a SCPI header to its short form without optional nodes (`MEAS:VOLT?`)."""
-    text = header.strip().lstrip(":").upper()
-    is_query = text.endswith("?")
-    text = text.rstrip("?")
-    if text.startswith("*"):
-        return text + ("?" if is_query else "")
-    nodes = [_LONG_TO_SHORT.get(node, node) for node in text.split(":")]
-    kept = [node for node in nodes if node not in _OPTIONAL_NODES] or nodes[:1]
-    return ":".join(kept) + ("?" if is_query else "")
+    """Reduce a SCPI header to this instrument's short form without optional nodes."""
+    return scpi_headers.canonical_header(header, _LONG_TO_SHORT, _OPTIONAL_NODES)
 
 
 class E36300Sim:
