@@ -119,6 +119,9 @@ def run(
 @friendly
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue (a unique prefix will do).")],
+    pytest_args: Annotated[
+        list[str] | None, typer.Argument(help="Arguments for pytest, after `--` (e.g. -- -x).")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Continue an interrupted run from its last checkpoint.
@@ -128,7 +131,7 @@ def resume(
     from qualify.engine.session import resume_and_run
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    raise typer.Exit(resume_and_run(run_id, str(default_db(db)), echo=typer.echo))
+    raise typer.Exit(resume_and_run(run_id, str(default_db(db)), echo=typer.echo, pytest_args=pytest_args))
 
 
 @app.command()

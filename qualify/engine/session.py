@@ -19,9 +19,11 @@ def start_and_run(options: RunOptions, pytest_args: list[str], echo: Callable[[s
     return _drive(Engine.start(options), pytest_args, echo)
 
 
-def resume_and_run(run_id: str, db_path: str, echo: Callable[[str], None]) -> int:
+def resume_and_run(
+    run_id: str, db_path: str, echo: Callable[[str], None], pytest_args: list[str] | None = None
+) -> int:
     """Resume an interrupted run and execute the rest; return qualify's exit code."""
-    return _drive(Engine.resume(run_id, db_path), [], echo)
+    return _drive(Engine.resume(run_id, db_path), list(pytest_args or []), echo)
 
 
 def _drive(engine: Engine, pytest_args: list[str], echo: Callable[[str], None]) -> int:

@@ -264,3 +264,38 @@ def test_ssd_that_drops_off_the_bus_is_error_and_the_rest_continue(
         db, "SELECT message FROM steps WHERE dut_serial = 'QSIM0003' AND status = 'error' ORDER BY seq"
     )
     assert len(later) >= 2 and all("sim-nvme://slot3" in m for (m,) in later)
+
+
+def test_five_sigkills_at_random_points_each_resumed(tmp_path: Path) -> None:
+    import random
+
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_qualify(whole, "run", SMOKE, "--sim", "--seed", "5").returncode == 0
+    expected = sorted(query(whole / "qualify.db", STEP_KEY, (_run_id(whole / "qualify.db"),)), key=str)
+
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    rng = random.Random(20261128)  # seeded: the same kill points on every CI run
+    killer = ["--", "-p", "tests.support.killer"]
+    proc = run_qualify(
+        cut,
+        "run",
+        SMOKE,
+        "--sim",
+        "--seed",
+        "5",
+        *killer,
+        env={"QUALIFY_KILL_IN_COMMIT": str(rng.randint(1, 3))},
+    )
+    assert proc.returncode == -signal.SIGKILL
+    db = cut / "qualify.db"
+    run_id = _run_id(db)
+    for _ in range(4):
+        kind = rng.choice(["QUALIFY_KILL_IN_COMMIT", "QUALIFY_KILL_BEFORE_ITEM"])
+        proc = run_qualify(cut, "resume", run_id, *killer, env={kind: str(rng.randint(1, 2))})
+        assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr
+    final = run_qualify(cut, "resume", run_id)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr
+    assert sorted(query(db, STEP_KEY, (run_id,)), key=str) == expected
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
