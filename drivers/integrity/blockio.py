@@ -2,7 +2,8 @@
 
 O_DIRECT with page-aligned buffers where the target and the range allow it, so a verify reads
 the medium and not the host's page cache; otherwise buffered I/O, with fsync after writes and
-the range dropped from the cache before reads.
+the range dropped from the cache before reads. Pattern writes and verifies run on worker
+threads, each with its own reused buffer, so I/O overlaps the pattern work.
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ import contextlib
 import errno
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
-from drivers.integrity.pattern import Finding, generate, verify
+from drivers.integrity.pattern import CHECKS, Check, Finding, default_threads, generate_into, verify
+
+T = TypeVar("T")
 
 # O_DIRECT needs offsets and lengths in whole logical blocks; 4 KiB is safe on every device.
 DIRECT_ALIGN_BYTES = 4096
-DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+# One read or write per chunk and worker: large enough for a device's queue, small enough that
+# a chunk read into memory is still in the cache when it is checked.
+DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
 
 
 def _aligned(offset_bytes: int, length: int) -> bool:
@@ -106,6 +113,23 @@ def _chunks(lba_start: int, count: int, block_bytes: int, chunk_bytes: int) -> I
         yield first, min(per_chunk, lba_start + count - first)
 
 
+def _runs(chunks: list[tuple[int, int]], threads: int | None) -> list[list[tuple[int, int]]]:
+    """Split the chunks into contiguous runs, one per worker thread, in LBA order."""
+    wanted = default_threads() if threads is None else max(1, threads)
+    if wanted <= 1 or len(chunks) < 2:
+        return [chunks]
+    per = -(-len(chunks) // wanted)
+    return [chunks[i : i + per] for i in range(0, len(chunks), per)]
+
+
+def _in_workers(runs: list[list[tuple[int, int]]], work: Callable[[list[tuple[int, int]]], T]) -> list[T]:
+    """Return work(run) for every run, the runs on their own threads when there are several."""
+    if len(runs) == 1:
+        return [work(runs[0])]
+    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="blockio") as pool:
+        return list(pool.map(work, runs))
+
+
 def write_pattern(
     path: str | Path,
     lba_start: int,
@@ -116,14 +140,31 @@ def write_pattern(
     *,
     direct: bool = True,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    threads: int | None = None,
 ) -> int:
-    """Write pattern blocks for LBAs `lba_start` .. +count; return the bytes written."""
+    """Write pattern blocks for LBAs `lba_start` .. +count; return the bytes written.
+
+    Each worker thread fills its own page-aligned buffer in place and writes it, so generating
+    the next chunk overlaps writing the last (pwrite and the pattern kernels release the GIL).
+    """
     direct = direct and block_bytes % DIRECT_ALIGN_BYTES == 0
-    total = 0
-    with open_target(path, write=True, direct=direct) as (fd, is_direct):
-        for first, n in _chunks(lba_start, count, block_bytes, chunk_bytes):
-            _write_at(fd, is_direct, first * block_bytes, generate(first, n, generation, seed, block_bytes))
-            total += n * block_bytes
+    chunks = list(_chunks(lba_start, count, block_bytes, chunk_bytes))
+    # The buffers are page-aligned mmaps, so one write path serves O_DIRECT and buffered I/O.
+    with open_target(path, write=True, direct=direct) as (fd, _):
+
+        def work(run: list[tuple[int, int]]) -> int:
+            longest = max(n for _, n in run) * block_bytes
+            written = 0
+            with mmap.mmap(-1, longest) as buf:  # page-aligned, as O_DIRECT needs
+                for first, n in run:
+                    view = memoryview(buf)[: n * block_bytes]
+                    generate_into(view, first, generation, seed, block_bytes, threads=1)
+                    _full_pwrite(fd, view, first * block_bytes)
+                    view.release()
+                    written += n * block_bytes
+            return written
+
+        total = sum(_in_workers(_runs(chunks, threads), work))
         # Acknowledged means durable: a power cut after this call must not lose these blocks.
         os.fsync(fd)
     return total
@@ -139,12 +180,36 @@ def verify_pattern(
     *,
     direct: bool = True,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    check: Check = "full",
+    threads: int | None = None,
 ) -> list[Finding]:
-    """Read LBAs `lba_start` .. +count back and return every block that is not as written."""
+    """Read LBAs `lba_start` .. +count back and return every block that is not as written.
+
+    Each worker thread reads its own run of chunks into one reused page-aligned buffer and
+    verifies it there (`check` as in `pattern.verify`), so reading one chunk overlaps checking
+    another; findings come back in LBA order.
+    """
+    if check not in CHECKS:
+        raise ValueError(f"check must be one of {', '.join(CHECKS)} (got {check!r})")
     direct = direct and block_bytes % DIRECT_ALIGN_BYTES == 0
-    findings: list[Finding] = []
+    chunks = list(_chunks(lba_start, count, block_bytes, chunk_bytes))
     with open_target(path, write=False, direct=direct) as (fd, is_direct):
-        for first, n in _chunks(lba_start, count, block_bytes, chunk_bytes):
-            data = _read_at(fd, is_direct, first * block_bytes, n * block_bytes)
-            findings += verify(data, first, generation, seed, block_bytes)
-    return findings
+
+        def work(run: list[tuple[int, int]]) -> list[Finding]:
+            findings: list[Finding] = []
+            longest = max(n for _, n in run) * block_bytes
+            with mmap.mmap(-1, longest) as buf:
+                for first, n in run:
+                    length = n * block_bytes
+                    view = memoryview(buf)[:length]
+                    if not is_direct and hasattr(os, "posix_fadvise"):
+                        # Without O_DIRECT, drop cached pages so the read goes to the device.
+                        os.posix_fadvise(fd, first * block_bytes, length, os.POSIX_FADV_DONTNEED)
+                    got = _full_pread(fd, view, first * block_bytes)
+                    if got < length:
+                        view[got:] = bytes(length - got)  # past the end: reads as never written
+                    findings += verify(view, first, generation, seed, block_bytes, check=check, threads=1)
+                    view.release()
+            return findings
+
+        return [f for part in _in_workers(_runs(chunks, threads), work) for f in part]

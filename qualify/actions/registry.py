@@ -31,4 +31,5 @@ def _load_builtins() -> None:
     # Imported for its registrations; deferred so the registry module stays import-cycle free.
     import qualify.actions.builtin
     import qualify.actions.dimm
+    import qualify.actions.hostmem
     import qualify.actions.ssd  # noqa: F401

@@ -154,6 +154,7 @@ class Engine:
         self.dut_flags: dict[str, list[str]] = {}
         self.env_blocked: dict[str, str] = {}
         self.dropped: dict[str, str] = {}
+        self._telemetry_cache: dict[str, tuple[tuple[PowerSupply, int] | None, NvmeController | None]] = {}
         self.seq = 0
         self.last_sample_t = -1e300
         self.telemetry_failing: set[str] = set()
@@ -580,13 +581,68 @@ class Engine:
                     (None, "chamber_setpoint_c", chamber.read_setpoint(), "°C"),
                 ],
             )
+        self._sample_duts(batch, rows)
+        batch.telemetry.extend((self.run_id, s, t, n, v, u) for s, n, v, u in rows)
+
+    def _sample_duts(self, batch: Batch, rows: list[TelemetryRow]) -> None:
+        """Read every DUT's supply and NVMe telemetry concurrently; record it in DUT order.
+
+        One task per supply reads its DUTs' channels in turn (a supply answers one query at a
+        time anyway), measuring a channel that several DUTs share once per sample; one task
+        per DUT reads its drive. Rows, failures and their events come out in the same order,
+        with the same values, as reading the DUTs one after another.
+        """
+        sources: list[tuple[str, Callable[[dict[Any, Any]], list[TelemetryRow]]]] = []
+        groups: dict[Any, list[int]] = {}
         for dut in self.duts:
             if dut.error:
                 continue
-            self._try_sample(f"slot {dut.slot} supply", batch, rows, partial(_supply_telemetry, dut))
+            supply = self._telemetry_devices(dut)[0]
+            groups.setdefault(("psu", id(supply[0]) if supply else dut.serial), []).append(len(sources))
+            sources.append((f"slot {dut.slot} supply", partial(_supply_telemetry, dut.serial, supply)))
             if self.duts_powered:  # a powered-off drive has nothing to say; asking only times out
-                self._try_sample(f"slot {dut.slot} nvme", batch, rows, partial(_nvme_telemetry, dut))
-        batch.telemetry.extend((self.run_id, s, t, n, v, u) for s, n, v, u in rows)
+                nvme = self._telemetry_devices(dut)[1]
+                groups[("nvme", dut.serial)] = [len(sources)]
+                sources.append((f"slot {dut.slot} nvme", partial(_nvme_telemetry, dut.serial, nvme)))
+        results: list[list[TelemetryRow] | InstrumentError | None] = [None] * len(sources)
+
+        def read_group(indexes: list[int]) -> None:
+            channels: dict[Any, Any] = {}  # (supply, channel) → readings, within this sample
+            for i in indexes:
+                source, read = sources[i]
+                # A source that failed is left alone until the next stage iteration: a dead
+                # instrument must not cost a timeout at every sample of a long soak.
+                if source in self.telemetry_failing:
+                    continue
+                try:
+                    results[i] = self._retrying(source, partial(read, channels))
+                except InstrumentError as exc:
+                    results[i] = exc
+
+        work = list(groups.values())
+        if len(work) > 1:
+            for future in [self._pool.submit(read_group, g) for g in work]:
+                future.result()
+        elif work:
+            read_group(work[0])
+        for (source, _), got in zip(sources, results, strict=True):
+            if isinstance(got, InstrumentError):
+                self.telemetry_failing.add(source)
+                self._event("warning", source, f"telemetry paused until the next stage: {got}", batch)
+            elif got is not None:
+                rows.extend(got)
+
+    def _telemetry_devices(
+        self, dut: BoundDut
+    ) -> tuple[tuple[PowerSupply, int] | None, NvmeController | None]:
+        """Return a DUT's supply channel and NVMe controller (looked up once: bindings are fixed)."""
+        found = self._telemetry_cache.get(dut.serial)
+        if found is None:
+            psu = dut.capability(PowerSupply)  # type: ignore[type-abstract]
+            supply = (psu, dut.supply_binding.channel) if psu is not None and dut.supply_binding else None
+            found = (supply, dut.capability(NvmeController))  # type: ignore[type-abstract]
+            self._telemetry_cache[dut.serial] = found
+        return found
 
     def _try_sample(
         self,
@@ -1008,22 +1064,23 @@ class Engine:
             self.store.write_batch(Batch(events=[row]), None)
 
 
-def _supply_telemetry(dut: BoundDut) -> list[TelemetryRow]:
-    psu = dut.capability(PowerSupply)  # type: ignore[type-abstract]
-    if psu is None or dut.supply_binding is None:
+def _supply_telemetry(
+    serial: str, supply: tuple[PowerSupply, int] | None, channels: dict[Any, Any]
+) -> list[TelemetryRow]:
+    if supply is None:
         return []
-    ch = dut.supply_binding.channel
-    return [
-        (dut.serial, "supply_v", psu.measure_voltage(ch), "V"),
-        (dut.serial, "supply_a", psu.measure_current(ch), "A"),
-    ]
+    psu, ch = supply
+    key = (id(psu), ch)
+    if key not in channels:  # DUTs that share a channel share its one measurement
+        channels[key] = (psu.measure_voltage(ch), psu.measure_current(ch))
+    volts, amps = channels[key]
+    return [(serial, "supply_v", volts, "V"), (serial, "supply_a", amps, "A")]
 
 
-def _nvme_telemetry(dut: BoundDut) -> list[TelemetryRow]:
-    nvme = dut.capability(NvmeController)  # type: ignore[type-abstract]
+def _nvme_telemetry(serial: str, nvme: NvmeController | None, channels: dict[Any, Any]) -> list[TelemetryRow]:
     if nvme is None:
         return []
-    return [(dut.serial, "temp_c", nvme.smart_log().temperature_c, "°C")]
+    return [(serial, "temp_c", nvme.smart_log().temperature_c, "°C")]
 
 
 def _refuse_changes(row: dict[str, Any], options: RunOptions) -> None:
