@@ -39,15 +39,20 @@ Configuration (`LabConfig.from_dict`, unknown keys are errors that name the key 
     faults:      [{target: psu1 | slot3, kind: no_reply, at_s: 3600.0}]   (see faults.py)
 
 A device model attached to a slot (`attach_device`) may implement `inject(kind, at_s=...)` to
-receive `slot<N>` faults, and may set its DUT's extra load with `SimDut.set_load_w()`.
+receive `slot<N>` faults, and may set its DUT's extra load with `SimDut.set_load_w()`. One that
+implements `sync()` is brought up to date just before its DUT's thermal course or power changes
+(`SimDevice`); `SimDut.temperature_at(t_s)` gives the DUT's temperature at any remembered time,
+and `SimDut.lock` the lab's lock, which such a model shares so the two never wait on each other.
 """
 
 from __future__ import annotations
 
 import cmath
+import dataclasses
 import math
 import re
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -97,6 +102,10 @@ LOWER_ALARM = 2
 _SCAN_SAMPLES_PER_PERIOD = 32
 _SETTLED_C = 1e-9
 _BISECTIONS = 60
+# How many changes (DUT pins, chamber pieces) the lab remembers for temperatures in the past:
+# device models never look back further than their last sync; the bound keeps a long-running
+# lab's memory flat. Past it, the older half is forgotten.
+HISTORY_CHANGES = 4096
 _SIGNAL_SLOT = re.compile(r"^slot(?P<slot>\d+)$")
 _SIGNAL_CHANNEL = re.compile(r"^(?P<supply>[^:]+):(?P<channel>\d+)$")
 
@@ -517,6 +526,8 @@ class Chamber:
         self.alarm: tuple[float, int] | None = None
         """(time, code) of the alarm stop on the present trajectory, if it has one."""
         self.pieces = self._build()
+        self.past_pieces: list[_Piece] = []
+        """Earlier trajectories, each piece cut where the next trajectory began, oldest first."""
 
     @property
     def mode(self) -> str:
@@ -535,8 +546,18 @@ class Chamber:
         return self.pieces[-1].a0
 
     def air_temp_at(self, t_s: float) -> float:
-        """Return the air temperature at run time `t_s` (not before the last change)."""
-        return self._piece_at(t_s).value(max(t_s, self.pieces[0].start_s))
+        """Return the air temperature at run time `t_s` (the earliest remembered before that)."""
+        piece = self._piece_at(t_s)
+        return piece.value(max(t_s, piece.start_s))
+
+    def pieces_since(self, t_s: float) -> list[_Piece]:
+        """Return the trajectory from the piece that holds `t_s` on, earlier trajectories included."""
+        first = bisect_right(self.past_pieces, t_s, key=lambda piece: piece.end_s)
+        return [*self.past_pieces[first:], *self.pieces]
+
+    def forget_before(self, t_s: float) -> None:
+        """Drop remembered pieces that ended by `t_s`."""
+        del self.past_pieces[: bisect_right(self.past_pieces, t_s, key=lambda piece: piece.end_s)]
 
     def air_temp_c(self) -> float:
         """Return the air temperature now."""
@@ -553,6 +574,9 @@ class Chamber:
             self.before_change()
         piece = self._piece_at(now)
         self.origin_c, self.origin_rate_c_per_s = piece.value(now), piece.rate(now)
+        self.past_pieces += [
+            dataclasses.replace(old, end_s=min(old.end_s, now)) for old in self.pieces if old.start_s < now
+        ]
         self.origin_t_s = now
         if setpoint_c is not None:
             self.setpoint_c = setpoint_c
@@ -595,13 +619,16 @@ class Chamber:
         alarm = state["alarm"]
         self.alarm = (float(alarm[0]), int(alarm[1])) if alarm is not None else None
         self.pieces = self._build()
+        self.past_pieces = []
 
     def _tripped(self, t_s: float) -> bool:
         """Return whether an alarm has stopped the controller by `t_s`."""
         return self.alarm is not None and self.alarm[0] <= t_s
 
     def _piece_at(self, t_s: float) -> _Piece:
-        """Return the piece of the trajectory that holds `t_s`."""
+        """Return the piece of the trajectory that holds `t_s` (the earliest remembered before that)."""
+        if t_s < self.pieces[0].start_s and self.past_pieces:
+            return self.pieces_since(t_s)[0]
         for piece in self.pieces:
             if t_s < piece.end_s:
                 return piece
@@ -811,6 +838,20 @@ class SimDut:
         """Return the DUT temperature now (first-order lag behind air plus power × Rth)."""
         return self._lab.dut_temperature_c(self)
 
+    def temperature_at(self, t_s: float) -> float:
+        """Return the DUT temperature at run time `t_s`, past or future, from the lab's closed form.
+
+        The past is exact back to the lab's start or restore (or its oldest remembered change);
+        the future assumes nothing changes. Nothing is settled first, so a device model may call
+        this while the lab calls it.
+        """
+        return self._lab.dut_temperature_at(self, t_s)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Return the lab's re-entrant lock, for a device model to share: one lock cannot deadlock."""
+        return self._lab.lock
+
 
 class SimDevice(Protocol):
     """A DUT's device model attached to the lab; its state travels with the lab's snapshot.
@@ -820,6 +861,13 @@ class SimDevice(Protocol):
     holding the lab's lock, at the first lab activity at or after `at_s`. A device model that
     also names its kinds in a `fault_kinds` attribute has the configured kinds checked when it
     attaches, so a misspelt kind fails at start-up rather than in the middle of a run.
+
+    A model that integrates its DUT's history implements `sync() -> None` (bring itself up to
+    now); the lab calls it just before it changes the DUT's temperature course (chamber command,
+    load change) and just as its power changes, still on the old course, so the model sees
+    every change at its exact time. A power loss found after the fact (an over-current trip
+    that took effect before the lab looked) goes to `power_event(False, at_s=...)` if the model
+    has it. The lab calls both while holding its lock.
     """
 
     def snapshot(self) -> dict[str, Any]:
@@ -919,6 +967,8 @@ class Lab:
             self._on_channel.setdefault((sim_dut.supply, sim_dut.channel), []).append(sim_dut)
         now = clock.now()
         self._thermal = {slot: _Thermal(now, self.chamber.air_temp_at(now), 0.0) for slot in self._duts}
+        # Earlier pins, oldest first: with the chamber's past pieces they give each DUT's past.
+        self._thermal_past: dict[int, list[_Thermal]] = {slot: [] for slot in self._duts}
         self._cc_since: dict[tuple[str, int], float] = {}
         self._faults = FaultInjector(self.config.faults, seed)
         self._devices: dict[int, SimDevice] = {}
@@ -928,6 +978,11 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Return the re-entrant lock that guards the lab's state (device models may share it)."""
+        return self._lock
 
     @property
     def fault_log(self) -> list[dict[str, Any]]:
@@ -1087,6 +1142,7 @@ class Lab:
                 self._thermal[int(slot)] = _Thermal(
                     float(pinned["t_s"]), float(pinned["temp_c"]), float(pinned["power_w"])
                 )
+                self._thermal_past[int(slot)] = []
                 self._duts[int(slot)].load_w = float(pinned["load_w"])
             self._cc_since = {(str(s), int(ch)): float(t_s) for s, ch, t_s in state["cc_since"]}
             self._faults.restore(state["faults"])
@@ -1097,6 +1153,11 @@ class Lab:
             now = self.clock.now()
             self._settle(now)
             return self._temperature_at(dut, now)
+
+    def dut_temperature_at(self, dut: SimDut, t_s: float) -> float:
+        """Return a DUT's temperature at run time `t_s` from its pins along the chamber's course."""
+        with self._lock:
+            return self._temperature_at(dut, t_s)
 
     def dut_power(self, dut: SimDut) -> tuple[float, float, bool]:
         """Return a DUT's (power W, current A, powered) from its supply channel and slot now."""
@@ -1144,11 +1205,21 @@ class Lab:
         return state.amps_limit * state.volts**2 / total_w, state.amps_limit, loads, True
 
     def _temperature_at(self, dut: SimDut, t_s: float) -> float:
-        """Return a DUT's temperature at `t_s` (not before its pinned time)."""
+        """Return a DUT's temperature at `t_s` from the pin in force then; ValueError if forgotten."""
         pinned = self._thermal[dut.slot]
+        if t_s < pinned.t_s:
+            past = self._thermal_past[dut.slot]
+            index = bisect_right(past, t_s, key=lambda pin: pin.t_s) - 1
+            if index < 0:
+                oldest_s = past[0].t_s if past else pinned.t_s
+                raise ValueError(
+                    f"slot {dut.slot}: the lab's temperature history starts at {oldest_s:.6g} s, "
+                    f"not at {t_s:.6g} s"
+                )
+            pinned = past[index]
         drive_c = pinned.power_w * dut.rth_c_per_w
         temp_c, now_s = pinned.temp_c, pinned.t_s
-        for piece in self.chamber.pieces:
+        for piece in self.chamber.pieces_since(now_s):
             if t_s <= now_s:
                 break
             if piece.end_s <= now_s:
@@ -1163,6 +1234,10 @@ class Lab:
         pinned = self._thermal[dut.slot]
         t_s = max(t_s, pinned.t_s)
         self._thermal[dut.slot] = _Thermal(t_s, self._temperature_at(dut, t_s), power_w)
+        if t_s > pinned.t_s:
+            self._thermal_past[dut.slot].append(pinned)
+            if len(self._thermal_past[dut.slot]) > HISTORY_CHANGES:
+                self._forget_before(self._thermal_past[dut.slot][HISTORY_CHANGES // 2].t_s)
 
     def _pin_all(self) -> None:
         """Pin every DUT now, before the chamber trajectory changes under them."""
@@ -1170,14 +1245,53 @@ class Lab:
             now = self.clock.now()
             self._settle(now)
             for dut in self._duts.values():
+                self._sync_device(dut)
                 self._pin(dut, now, self._thermal[dut.slot].power_w)
+            if len(self.chamber.past_pieces) > HISTORY_CHANGES:
+                self._forget_before(self.chamber.past_pieces[HISTORY_CHANGES // 2].end_s)
+
+    def _forget_before(self, t_s: float) -> None:
+        """Forget the DUTs' and the chamber's course before `t_s`, keeping what later times need."""
+        oldest_s = t_s
+        for dut in self._duts.values():
+            pinned = self._thermal[dut.slot]
+            past = self._thermal_past[dut.slot]
+            if pinned.t_s <= t_s:
+                past.clear()
+                oldest_s = min(oldest_s, pinned.t_s)
+                continue
+            if not past or past[0].t_s >= t_s:
+                continue
+            # A pin at the horizon carries on the course the forgotten pins set.
+            index = bisect_right(past, t_s, key=lambda pin: pin.t_s) - 1
+            horizon = _Thermal(t_s, self._temperature_at(dut, t_s), past[index].power_w)
+            past[: index + 1] = [horizon]
+        self.chamber.forget_before(oldest_s)
+
+    def _sync_device(self, dut: SimDut, lost_power_at_s: float | None = None) -> None:
+        """Bring a DUT's device model up to now on the DUT's present course, before that changes.
+
+        `lost_power_at_s`: the DUT lost its power at that (possibly past) instant.
+        """
+        device = self._devices.get(dut.slot)
+        if device is None:
+            return
+        power_event = getattr(device, "power_event", None)
+        if lost_power_at_s is not None and lost_power_at_s < self.clock.now() and power_event is not None:
+            power_event(False, at_s=lost_power_at_s)
+            return
+        sync = getattr(device, "sync", None)
+        if sync is not None:
+            sync()
 
     def _trip(self, supply: str, channel: int, protection: str, t_s: float) -> None:
         """Trip a channel's protection at `t_s`: its DUTs lose power from that instant."""
-        for dut in self._on_channel.get((supply, channel), []):
-            self._pin(dut, t_s, 0.0)
+        # The output is off before the devices look, so they see the loss at its time.
         self.supplies[supply].trip(channel, protection)
         self._cc_since.pop((supply, channel), None)
+        for dut in self._on_channel.get((supply, channel), []):
+            self._sync_device(dut, lost_power_at_s=t_s)
+            self._pin(dut, t_s, 0.0)
 
     def _settle(self, now_s: float) -> None:
         """Apply what happened by `now_s` without a command: OCP trips, device faults."""
@@ -1224,6 +1338,9 @@ class Lab:
                 solutions[key] = self._channel_solution(*key)
             power_w = self._dut_power(dut, solutions[key])[0]
             if power_w != self._thermal[dut.slot].power_w:
+                # The device sees the new power state on the old thermal course: its history
+                # runs exactly to this instant, and a power change happens now, not later.
+                self._sync_device(dut)
                 self._pin(dut, now_s, power_w)
 
     def _terminal_reader(self, supply: str) -> Callable[[int], tuple[float, float]]:

@@ -82,11 +82,16 @@ class EquivalentHold(_Strict):
 
 
 class Environment(_Strict):
-    """Station conditions established at the start of every stage iteration."""
+    """Station conditions established at the start of every stage iteration.
+
+    `dut_power`: "on" powers the DUTs and finds them again on their bus; "off" is an orderly
+    power-off, each DUT told first (an NVMe shutdown notification), as a host shuts a drive
+    down; "cut" removes power without notice, an unsafe shutdown, for power-loss tests.
+    """
 
     chamber: ChamberSetting | None = None
     supply: SupplySetting | None = None
-    dut_power: Literal["on", "off"] | None = None
+    dut_power: Literal["on", "off", "cut"] | None = None
     hold_s: float = Field(default=0.0, ge=0)
     hold_equivalent: EquivalentHold | None = None
 

@@ -155,7 +155,9 @@ class SimDimm:
         self.params = params
         self.serial = dut.serial
         self.slot = dut.slot
-        self.lock = threading.RLock()
+        # On a lab DUT the module shares the lab's lock, as the simulated SSD does: one lock
+        # cannot be taken in two orders, and a snapshot never sees a transaction half done.
+        self.lock: threading.RLock = getattr(dut, "lock", None) or threading.RLock()
         image = stamp_serial(params.spd_bytes(), dut.serial)
         self.spd = decode_spd(image)
         if not self.spd.crc_valid:
@@ -199,11 +201,11 @@ class SimDimm:
         self.sense()
 
     def sense(self) -> Environment:
-        """Sample the lab (temperature, supply, power) into `env`; call it without holding `lock`.
+        """Sample the lab (temperature, supply, power) into `env`, before taking `lock`.
 
-        The lab holds its own lock while it calls into a module (faults, snapshots, a tester
-        served through it), so a module never calls the lab while holding its lock: it samples
-        first, and the hub, the PMIC and the tester read the sample.
+        The module samples first, and the hub, the PMIC and the tester read the sample, so a
+        module with a lock of its own (no lab) never calls out while holding it; on a lab DUT
+        `lock` is the lab's, which the lab's calls re-enter.
         """
         amps = self.dut.current_a()
         power_w = self.dut.power_w()
@@ -254,9 +256,8 @@ class SimDimm:
     def inject(self, kind: str, at_s: float = 0.0) -> None:
         """Take a lab device fault (`target: slot<N>`): one of DEVICE_FAULT_KINDS, as of `at_s`.
 
-        The lab calls this while holding its own lock, so the fault is queued here and applied
-        by the module's next operation under the module's lock: taking that lock now could
-        deadlock against a bus transaction waiting for the lab's temperature.
+        The lab calls this in the middle of settling its own state, so the fault is queued
+        here and applied by the module's next operation under the module's lock.
         """
         if kind not in DEVICE_FAULT_KINDS:
             raise ValueError(f"DIMM device fault {kind!r} is not one of {', '.join(DEVICE_FAULT_KINDS)}")
@@ -290,8 +291,8 @@ class SimDimm:
     def snapshot(self) -> dict[str, Any]:
         """Return the module's mutable state as JSON-ready data.
 
-        The lab calls this under its own lock at a checkpoint, when no transaction is in flight;
-        it takes no module lock, which could deadlock against a transaction reading the lab.
+        The lab calls this under its own lock at a checkpoint; on a lab DUT that is the
+        module's lock too, so no transaction is half done.
         """
         self.apply_pending()
         return {

@@ -10,9 +10,11 @@ Data really stored: blocks written through NVMe I/O commands (a sparse LBA → b
 workload traffic is counted, not stored; a region a workload wrote reads back as a fixed
 pattern, (workload tag, LBA) repeated, so a verify that reads it finds what was written.
 
-Power: call `power_event(on, clean)` right after a DUT's supply changes (the lab's slot power);
-a clean power-off is one preceded by a shutdown notification. Without those calls the device
-notices power transitions when it is next used (`sync()`), counting every loss as unsafe.
+Power: a clean power-off is one preceded by a host shutdown notification
+(`shutdown_notification()`, NVMe CC.SHN: the drive flushes its write cache); a loss without
+one is unsafe. The lab syncs the drive as its power changes, so the drive sees the change at its
+exact time; a DUT without a lab (`BenchDut`) tells it with `power_event(on, clean)`, and without
+either the drive notices power transitions when it is next used (`sync()`).
 A DUT that offers `temperature_at(t_s)` gives the device its exact temperature history; without
 it the temperature between two looks is taken as linear between them. A DUT that offers `lock`
 (the lab's RLock) lets the drive share it, so lab and drive can never wait on each other.
@@ -31,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from drivers.errors import InstrumentTimeout
+from drivers.errors import InstrumentError, InstrumentTimeout
 from drivers.nvme.commands import Completion, NvmeCommand
 from qualify.clock import Clock
 from sim_instruments import noise
@@ -211,6 +213,7 @@ class DriveState:
     powered: bool
     firmware_revisions: list[str]
     last_off_clean: bool = True
+    shutdown_notified: bool = False  # the host announced the power-off; a loss now is clean
     retention_clock_h: float = 0.0
     refresh_mark_h: float = 0.0
     refresh_powered_h: float = 0.0
@@ -368,26 +371,55 @@ class SimSsd:
             if self.state.pending_faults:
                 self._apply_pending_faults()
 
-    def power_event(self, on: bool, clean: bool = False) -> None:
-        """Tell the drive its supply just switched on or off; `clean`: after a shutdown notice."""
+    def power_event(self, on: bool, clean: bool = False, at_s: float | None = None) -> None:
+        """Tell the drive its supply switched on or off just now, or at run time `at_s`.
+
+        `clean`: the host sent a shutdown notification first (as `shutdown_notification()`
+        records). `at_s` dates a change found after the fact; it makes no call into the lab.
+        """
         with self.lock:
+            when_s = self._clock.now() if at_s is None else max(at_s, self.state.t_sync_s)
             if on == self.state.powered:
-                self._advance(self._clock.now())
+                self._advance(when_s)
                 if not on and clean:
                     self.state.last_off_clean = True
                 return
-            self._power_transition(on, clean)
+            self._power_transition(on, clean, when_s)
+
+    def shutdown_notification(self) -> None:
+        """Take the host's shutdown notification (CC.SHN): flush the write cache, shut down.
+
+        A power loss from now on is clean. A host that sends commands again has reset the
+        controller, which clears the notification. Raise InstrumentTimeout if the drive is
+        unpowered, off the bus or in fatal status: it never reports the shutdown complete.
+        """
+        with self.lock:
+            self.before_command()
+            st = self.state
+            if st.dropped or st.fatal:
+                raise InstrumentTimeout(
+                    self.controller.name, "the controller never reported the shutdown complete (CSTS.SHST)"
+                )
+            st.unflushed = {}
+            st.shutdown_notified = True
 
     def before_command(self) -> None:
         """Sync, then raise InstrumentTimeout if the drive cannot answer (unpowered)."""
         self.sync()
         if not self.state.powered:
             raise InstrumentTimeout(self.controller.name, "no response: the drive is not powered")
+        self.state.shutdown_notified = False
 
-    def _power_transition(self, on: bool, clean: bool) -> None:
+    def _temp_now(self, t_s: float) -> float:
+        """Return the DUT's temperature at `t_s` (now, without a history) without settling the lab."""
+        return self._temp_at(t_s) if self._temp_at is not None else self._dut.temperature_c()
+
+    def _power_transition(self, on: bool, clean: bool, now: float | None = None) -> None:
         st = self.state
-        now = self._clock.now()
+        now = self._clock.now() if now is None else now
         self._advance(now)
+        clean = clean or st.shutdown_notified
+        st.shutdown_notified = False
         if not on:
             self._finish_self_test(now, aborted_result=_SELF_TEST_ABORTED_BY_RESET)
             if not clean:
@@ -415,7 +447,7 @@ class SimSsd:
         if not st.dropped:
             self.controller.come_back()
         self.controller.reset()
-        st.above_wctemp = self._dut.temperature_c() >= self.model.thermal.wctemp_c
+        st.above_wctemp = self._temp_now(now) >= self.model.thermal.wctemp_c
 
     def _lose_unflushed(self) -> None:
         for key, previous in self.state.unflushed.items():
@@ -428,8 +460,12 @@ class SimSsd:
     def _idle_knots(
         self, a_s: float, b_s: float, t0_s: float, now_s: float, temp_now_c: float
     ) -> list[timeline.Knot]:
-        if self._temp_at is not None:
-            return timeline.knots(self._temp_at, a_s, b_s, 0.0, 0.0)
+        temp_at = self._temp_at
+        if temp_at is not None:
+            # The temperature now is known already: the lab need not be asked twice.
+            return timeline.knots(
+                lambda t_s: temp_now_c if t_s == now_s else temp_at(t_s), a_s, b_s, 0.0, 0.0
+            )
 
         def linear(t_s: float) -> float:
             span = now_s - t0_s
@@ -442,7 +478,7 @@ class SimSsd:
     def _advance(self, now: float) -> None:
         st = self.state
         t0 = st.t_sync_s
-        temp_now_c = self._dut.temperature_c()
+        temp_now_c = self._temp_now(now)
         if now <= t0:
             st.temp_sync_c = temp_now_c  # a step at this instant starts the next piece
             return
@@ -482,7 +518,7 @@ class SimSsd:
             st.critical_temp_s += above_critical
             crossings, st.above_wctemp = timeline.upward_crossings(points, thermal.wctemp_c, st.above_wctemp)
             st.throttle_events += crossings
-            self._background_refresh(dt_s / 3600.0, temp_now_c)
+            self._background_refresh(dt_s / 3600.0, now, points)
         st.t_sync_s = now
         st.temp_sync_c = temp_now_c
         self._finish_self_test(now, aborted_result=None)
@@ -495,8 +531,11 @@ class SimSsd:
         age_h = keep * self._age_h(st.bulk_mark_h) + (1.0 - keep) * fresh * busy_h
         st.bulk_mark_h = st.retention_clock_h - age_h
 
-    def _background_refresh(self, powered_h: float, temp_now_c: float) -> None:
-        """Rewrite all data every refresh interval of power-on time (firmware cannot see off-time)."""
+    def _background_refresh(self, powered_h: float, now: float, points: Sequence[timeline.Knot]) -> None:
+        """Rewrite all data every refresh interval of power-on time (firmware cannot see off-time).
+
+        `points` is the temperature over the powered interval that ends at `now`.
+        """
         st = self.state
         interval_h = self.model.nand.refresh_interval_powered_h
         st.refresh_powered_h += powered_h
@@ -506,9 +545,12 @@ class SimSsd:
         st.refresh_powered_h -= count * interval_h
         st.refresh_count += count
         rber_params = self.model.rber
-        # The last refresh ran refresh_powered_h ago; that stretch is aged at today's temperature.
-        af_now = nand.arrhenius_af(rber_params.ea_ev, rber_params.ref_temp_c, temp_now_c)
-        st.refresh_mark_h = st.retention_clock_h - st.refresh_powered_h * af_now
+        # The last refresh ran refresh_powered_h ago, within this powered interval: the data
+        # has aged since by the Arrhenius integral of that stretch of the history.
+        since = timeline.clip(points, now - st.refresh_powered_h * 3600.0, now)
+        st.refresh_mark_h = st.retention_clock_h - timeline.af_hours(
+            since, rber_params.ea_ev, rber_params.ref_temp_c
+        )
         st.bulk_reads_per_block = 0.0
         st.nand_write_bytes += count * self.used_bytes()
 
@@ -571,7 +613,7 @@ class SimSsd:
 
     def dut_temp_c(self) -> float:
         """Return the DUT's temperature now, before any workload's self-heating."""
-        return self._dut.temperature_c()
+        return self._temp_now(self._clock.now())
 
     def composite_temp_c(self) -> float:
         """Return the composite temperature now: the workload's while busy, else the DUT's."""
@@ -579,7 +621,7 @@ class SimSsd:
         for start_s, end_s, temp_c, _, _ in self.state.busy:
             if start_s <= now < end_s:
                 return temp_c
-        return self._dut.temperature_c()
+        return self._temp_now(now)
 
     def throttle_factor(self, temp_c: float) -> float:
         """Return the bandwidth fraction the drive keeps at `temp_c` (throttling above WCTEMP)."""
@@ -1128,6 +1170,7 @@ class SimSsd:
         with self.lock:
             self.sync()
             st = self.state
+            st.shutdown_notified = False  # I/O means the host brought the controller back
             st.workload_seq += 1
             tag = st.workload_seq
             start = max([self._clock.now()] + [end_s for _, end_s, _, _, _ in st.busy])
@@ -1284,8 +1327,8 @@ class SimSsd:
 
         Kinds: drop_off, drop_off_persistent, controller_fatal, controller_fatal_persistent,
         error_burst (1 MiB of unreadable blocks at a place seeded by `at_s`), spare_depletion
-        (every spare block retired: read-only media). The lab calls this holding its own lock,
-        so the fault is only queued here, without the drive's lock, and takes effect at the
+        (every spare block retired: read-only media). The lab calls this in the middle of
+        settling its own state, so the fault is only queued here and takes effect at the
         drive's next sync, before the host can see anything.
         """
         if kind not in FAULT_KINDS:
@@ -1368,6 +1411,18 @@ class SimSsdTransport(SimNvmeTransport):
 
     def _before_command(self) -> None:
         self.device.before_command()
+
+    def shutdown_notification(self) -> None:
+        """Notify the drive that its power is about to be removed (NVMe CC.SHN)."""
+        if self._closed:
+            raise InstrumentError(self.address, "transport is closed")
+        try:
+            self.device.shutdown_notification()
+        except InstrumentTimeout as exc:
+            raise InstrumentTimeout(self.address, exc.message) from exc
+
+    def after_power_on(self) -> None:
+        """Do nothing: the simulated link reaches its drive again as soon as power is back."""
 
     def _submit(
         self,

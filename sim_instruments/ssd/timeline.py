@@ -54,6 +54,17 @@ def _refine(temp_at: Callable[[float], float], p: list[Knot], depth: int, out: l
         _refine(temp_at, [lo, (q1, temp_at(q1)), mid, (q3, temp_at(q3)), hi], depth + 1, out)
 
 
+def clip(points: Sequence[Knot], t0_s: float, t1_s: float) -> list[Knot]:
+    """Return the knots of the piecewise-linear temperature within [t0_s, t1_s], ends interpolated."""
+    out: list[Knot] = []
+    for (a_t, a_c), (b_t, b_c) in itertools.pairwise(points):
+        if b_t <= a_t or b_t <= t0_s or a_t >= t1_s:
+            continue
+        for t in (max(a_t, t0_s), min(b_t, t1_s)):
+            out.append((t, a_c + (b_c - a_c) * (t - a_t) / (b_t - a_t)))
+    return out
+
+
 def af_hours(points: Sequence[Knot], ea_ev: float, ref_temp_c: float) -> float:
     """Return ∫ AF(T(t)) dt in hours: the time the interval is worth at ref_temp_c."""
     total_s = 0.0

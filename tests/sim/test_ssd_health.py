@@ -240,6 +240,62 @@ def test_without_plp_unflushed_writes_die_with_the_power() -> None:
     assert device.ocp_health().capacitor_health_pct == 0xFFFF
 
 
+def test_a_shutdown_notification_makes_the_next_power_loss_clean_and_flushes_the_cache() -> None:
+    clock = VirtualClock()
+    dut = BenchDut("QSIM0009", clock)
+    device = SimSsdClass(no_plp_model(), "QSIM0009", clock, 7, dut)
+    transport = SimSsdTransport(device)
+    rig = Rig(clock, dut, device, transport, NvmeDriver(transport))
+    rig.write(1, b"\x22" * 512)  # in the volatile cache
+    rig.driver.prepare_power_off()
+    rig.dut.set_power(False)
+    device.sync()  # a look without power_event, as the lab takes one: the loss is still clean
+    clock.sleep(3600)
+    rig.dut.set_power(True)
+    rig.driver.after_power_on()
+    assert rig.read(1)[1] == b"\x22" * 512
+    smart = rig.driver.smart_log()
+    assert (smart.power_cycles, smart.unsafe_shutdowns) == (2, 0)
+    assert device.ocp_health().incomplete_shutdowns == 0
+
+
+def test_commands_after_a_shutdown_notification_withdraw_it() -> None:
+    rig = make_rig()
+    rig.transport.shutdown_notification()
+    rig.driver.smart_log()  # the host brought the controller back
+    rig.power(False)
+    rig.power(True)
+    assert rig.driver.smart_log().unsafe_shutdowns == 1
+
+
+def test_a_drive_off_the_bus_never_completes_its_shutdown() -> None:
+    rig = make_rig()
+    rig.device.drop_off()
+    with pytest.raises(InstrumentTimeout, match="shutdown complete") as raised:
+        rig.driver.prepare_power_off()
+    assert raised.value.address == rig.transport.address
+    rig.power(False)
+    with pytest.raises(InstrumentTimeout, match="not powered"):
+        rig.transport.shutdown_notification()
+    rig.power(True)
+    assert rig.driver.smart_log().unsafe_shutdowns == 1
+
+
+def test_a_refresh_ages_the_data_since_by_the_temperature_history() -> None:
+    rig = make_rig(temp_c=40.0)
+    interval_h = MODEL.nand.refresh_interval_powered_h
+    rig.clock.sleep((interval_h - 1) * 3600)
+    rig.device.sync()
+    rig.dut.set_temperature(66.0)
+    rig.clock.sleep(1.25 * 3600)  # the refresh runs a quarter hour before the spell ends
+    rig.dut.set_temperature(40.0)
+    rig.clock.sleep(0.25 * 3600)
+    assert rig.device.ocp_health().refresh_count == 1
+    # A quarter hour at 66 °C and one at 40 °C since; today's 40 °C alone would say half an hour.
+    expected_h = 0.25 * arrhenius_af(1.1, 40.0, 66.0) + 0.25
+    assert rig.device.media_state().retention_h == pytest.approx(expected_h, rel=1e-6)
+
+
 def no_plp_model() -> SsdModel:
     data = yaml.safe_load((models_dir() / "enterprise_tlc_3p84tb.yaml").read_text())
     data["power"]["power_loss_protection"] = False

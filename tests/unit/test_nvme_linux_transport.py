@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
+import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from drivers.errors import DeviceCommandError, InstrumentError, InstrumentTimeou
 from drivers.nvme import commands as cmds
 from drivers.nvme.commands import NvmeCommand
 from drivers.nvme.controller import NvmeDriver
+from drivers.protocols import PowerOffNotice
 from drivers.transport.nvme_linux import (
     NVME_IOCTL_ADMIN_CMD,
     NVME_IOCTL_ID,
@@ -287,3 +290,150 @@ def test_closed_transport_refuses_commands_and_closes_every_node() -> None:
 def test_missing_device_node_is_an_instrument_error(tmp_path: Path) -> None:
     with pytest.raises(InstrumentError, match="cannot open"):
         LinuxNvmeTransport(str(tmp_path / "nvme9"))
+
+
+# Power-off and power-on through sysfs, on a fake sysfs tree --------------------------------------
+
+PCI_FUNCTION = "devices/pci0000:00/0000:00:01.0/0000:03:00.0"
+
+
+@dataclass
+class FakeSysfs:
+    """A sysfs tree as the kernel lays out an NVMe controller on PCI, under `root`.
+
+    Writing `remove` takes the controller away; a `rescan` brings it back once `ready`.
+    """
+
+    root: Path
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    ready: bool = True
+    refuse: int | None = None
+
+    def __post_init__(self) -> None:
+        function = self.root / PCI_FUNCTION
+        function.mkdir(parents=True)
+        (function / "remove").write_text("")
+        (self.root / "bus" / "pci").mkdir(parents=True)
+        (self.root / "bus" / "pci" / "rescan").write_text("")
+        for group in ("nvme", "block", "nvme-generic"):
+            (self.root / "class" / group).mkdir(parents=True)
+        self._add_controller()
+
+    def _add_controller(self) -> None:
+        controller = self.root / PCI_FUNCTION / "nvme" / "nvme0"
+        controller.mkdir(parents=True)
+        (controller / "device").symlink_to("../../../0000:03:00.0")
+        for name, group in (("nvme0n1", "block"), ("ng0n1", "nvme-generic")):
+            (controller / name).mkdir()
+            (controller / name / "device").symlink_to("../../nvme0")
+            (self.root / "class" / group / name).symlink_to(f"../../{PCI_FUNCTION}/nvme/nvme0/{name}")
+        (self.root / "class" / "nvme" / "nvme0").symlink_to(f"../../{PCI_FUNCTION}/nvme/nvme0")
+
+    def write(self, path: str, value: str) -> None:
+        if self.refuse is not None:
+            raise OSError(self.refuse, os.strerror(self.refuse))
+        self.writes.append((os.path.relpath(path, self.root), value))
+        Path(path).write_text(value)
+        controllers = self.root / PCI_FUNCTION / "nvme"
+        if path.endswith("/remove"):
+            shutil.rmtree(controllers)
+            for link in (self.root / "class").glob("*/*"):
+                link.unlink()
+        elif path.endswith("/rescan") and self.ready and not controllers.exists():
+            self._add_controller()
+
+
+def _sysfs_transport(sysfs: FakeSysfs, path: str = "/dev/nvme0", **kwargs: object) -> LinuxNvmeTransport:
+    return LinuxNvmeTransport(
+        path,
+        ioctl=FakeKernel(nsid_of_fd={4: 1, 5: 1}).ioctl,
+        opener=FDS.__getitem__,
+        closer=lambda fd: None,
+        sysfs_root=str(sysfs.root),
+        sysfs_write=sysfs.write,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("node", ["/dev/nvme0", "/dev/nvme0n1", "/dev/ng0n1"])
+def test_controller_and_namespace_nodes_lead_to_the_pci_function(tmp_path: Path, node: str) -> None:
+    sysfs = FakeSysfs(tmp_path / "sys")
+    assert _sysfs_transport(sysfs, node).pci_function() == str(sysfs.root / PCI_FUNCTION)
+
+
+def test_a_multipath_namespace_leads_through_its_subsystem_when_one_controller_serves_it(
+    tmp_path: Path,
+) -> None:
+    sysfs = FakeSysfs(tmp_path / "sys")
+    subsystem = sysfs.root / "devices" / "virtual" / "nvme-subsystem" / "nvme-subsys0"
+    (subsystem / "nvme0n1").mkdir(parents=True)
+    (subsystem / "nvme0n1" / "device").symlink_to("../../nvme-subsys0")
+    (subsystem / "nvme0").symlink_to(f"../../../../{PCI_FUNCTION}/nvme/nvme0")
+    block = sysfs.root / "class" / "block" / "nvme0n1"
+    block.unlink()
+    block.symlink_to("../../devices/virtual/nvme-subsystem/nvme-subsys0/nvme0n1")
+    transport = _sysfs_transport(sysfs, "/dev/nvme0n1")
+    assert transport.pci_function() == str(sysfs.root / PCI_FUNCTION)
+    (subsystem / "nvme1").symlink_to(f"../../../../{PCI_FUNCTION}/nvme/nvme0")
+    with pytest.raises(InstrumentError, match="multipath namespace reached through 2 controllers"):
+        transport.pci_function()
+
+
+def test_shutdown_notification_removes_the_pci_function_and_power_on_finds_it_again(tmp_path: Path) -> None:
+    sysfs = FakeSysfs(tmp_path / "sys")
+    transport = _sysfs_transport(sysfs)
+    driver = NvmeDriver(transport)
+    driver.prepare_power_off()
+    assert sysfs.writes == [(f"{PCI_FUNCTION}/remove", "1")]
+    with pytest.raises(InstrumentError, match="removed for a power-off"):
+        transport.admin(cmds.identify_controller())
+    driver.after_power_on()
+    assert sysfs.writes[-1] == ("bus/pci/rescan", "1")
+    completion, _ = transport.admin(cmds.identify_controller())
+    assert completion.ok
+
+
+def test_power_on_rescans_until_the_drive_is_back_then_gives_up(tmp_path: Path) -> None:
+    sysfs = FakeSysfs(tmp_path / "sys")
+    now = [0.0]
+    transport = _sysfs_transport(
+        sysfs, rescan_timeout_s=5.0, sleep=lambda s: now.__setitem__(0, now[0] + s), monotonic=lambda: now[0]
+    )
+    transport.shutdown_notification()
+    sysfs.ready = False
+    with pytest.raises(InstrumentTimeout, match=r"0000:03:00\.0 5 s after power-on"):
+        transport.after_power_on()
+    rescans = [w for w in sysfs.writes if w[0] == "bus/pci/rescan"]
+    assert len(rescans) == 11  # one every half second, until the deadline
+    sysfs.ready = True
+    transport.after_power_on()
+    assert transport.admin(cmds.identify_controller())[0].ok
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EROFS])
+def test_without_root_the_power_off_is_refused_and_the_link_stays_usable(tmp_path: Path, code: int) -> None:
+    sysfs = FakeSysfs(tmp_path / "sys", refuse=code)
+    transport = _sysfs_transport(sysfs)
+    with pytest.raises(InstrumentError, match=r"remove.*needs root"):
+        transport.shutdown_notification()
+    assert transport.admin(cmds.identify_controller())[0].ok
+    with pytest.raises(InstrumentError, match=r"rescan.*needs root"):
+        transport.after_power_on()
+
+
+def test_a_node_without_a_pci_function_cannot_be_powered_off_cleanly(tmp_path: Path) -> None:
+    sysfs = FakeSysfs(tmp_path / "sys")
+    (sysfs.root / PCI_FUNCTION / "remove").unlink()
+    with pytest.raises(InstrumentError, match="not backed by a removable PCI function"):
+        _sysfs_transport(sysfs).shutdown_notification()
+
+
+def test_driver_without_a_notifying_transport_refuses_the_orderly_power_off() -> None:
+    class Bare:
+        address = "fake"
+
+    driver = NvmeDriver(Bare())  # type: ignore[arg-type]
+    assert isinstance(driver, PowerOffNotice)
+    with pytest.raises(InstrumentError, match="cannot send a shutdown notification"):
+        driver.prepare_power_off()
+    driver.after_power_on()  # nothing to find again

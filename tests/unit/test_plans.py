@@ -132,3 +132,15 @@ def test_schema_is_json_schema_of_plan() -> None:
     assert schema["title"] == "Plan"
     assert {"spec", "name", "version", "applies_to", "stages"} <= set(schema["required"])
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("power", ["on", "off", "cut"])
+def test_dut_power_is_on_an_orderly_off_or_a_cut(power: str) -> None:
+    loaded = parse_plan(GOOD.replace("supply: {voltage_pct: -5}", f'dut_power: "{power}"'), "p.yaml")
+    environment = loaded.plan.stages[0].environment
+    assert environment is not None and environment.dut_power == power
+
+
+def test_dut_power_names_its_three_choices_when_wrong() -> None:
+    lines = _errors(GOOD.replace("supply: {voltage_pct: -5}", 'dut_power: "pull"'))
+    assert lines == ["p.yaml:10: stages[0].environment.dut_power: Input should be 'on', 'off' or 'cut'"]
