@@ -965,9 +965,14 @@ class Engine:
 
         `stopped` says why the run ended early by choice (pytest -x): resumable, not aborted.
         """
-        self._pool.shutdown(wait=True, cancel_futures=True)
         batch = Batch()
-        problems = self.station.safe_state()
+        problems: list[str] = []
+        if self.duts_powered:
+            # Even an aborted run lets the drives shut down cleanly before their power goes.
+            answering = [d.serial for d in self.duts if not d.error and d.serial not in self.dropped]
+            self._tell_duts("prepare_power_off", problems, only=answering)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        problems += self.station.safe_state()
         for problem in problems:
             self._event("error", "station", f"safe state: {problem}", batch)
         if not problems:

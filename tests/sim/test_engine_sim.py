@@ -31,6 +31,8 @@ def test_abort_switches_supplies_off_and_returns_chamber_to_ambient(tmp_path: Pa
             assert not any(ch["on"] for ch in psu.snapshot()["channels"].values())
         assert lab.chamber.snapshot()["setpoint_c"] == 25.0
         assert all(not dut.powered() for dut in lab.duts())
+        # The drives were told before their power went: an abort is not an unsafe shutdown.
+        assert [lab.device(d.slot).health().unsafe_shutdowns for d in lab.duts()] == [0, 0, 0, 0]
     finally:
         engine.close()
 
