@@ -36,7 +36,8 @@ STATE_SPEC = "qualify.sim_dimm_state/1"
 # Faults the lab can hand to a module (`faults: [{target: slot3, kind: stuck_bit, at_s: 3600}]`):
 # a cell sticks at a seeded address and value; the PMIC shuts its regulators down (as on an
 # over-temperature or over-current event); the sideband stops acknowledging (a hung hub).
-DEVICE_FAULT_KINDS = ("stuck_bit", "pmic_shutdown", "sideband_hang")
+DEVICE_FAULT_KINDS = ("stuck_bit", "error_storm", "pmic_shutdown", "sideband_hang")
+ERROR_STORM_CELLS = 256  # a failing row buffer or a cracked solder joint: many cells at once
 HUB_BASE_ADDR = 0x50  # SPD5118: 1010 + HID (JESD300-5)
 PMIC_BASE_ADDR = 0x48  # PMIC: 1001 + HID (JESD301), the hub's HID shared
 BYTES_PER_WORD = 8
@@ -275,6 +276,9 @@ class SimDimm:
     def _apply_device_fault(self, kind: str, at_s: float) -> None:
         if kind == "stuck_bit":
             self.cells.inject(self._seeded_stuck_bit(at_s))
+        elif kind == "error_storm":
+            for i in range(ERROR_STORM_CELLS):
+                self.cells.inject(self._seeded_stuck_bit(at_s + i * 1e-6))
         elif kind == "pmic_shutdown":
             self.pmic.registers[REG_VR_ENABLE] &= ~VR_ENABLE & 0xFF
         elif kind == "sideband_hang":

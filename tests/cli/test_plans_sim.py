@@ -98,3 +98,24 @@ def test_margin_shmoo_pass_region_shrinks_when_hot(tmp_path: Path) -> None:
     points = dict(rows)
     assert points["t25"] >= points["t55"] >= points["t85"] >= points["t95"]
     assert points["t25"] > points["t95"]
+
+
+def test_dimm_error_storm_fails_only_that_module(tmp_path: Path) -> None:
+    def storm(data: dict[str, Any]) -> None:
+        data["simulation"]["lab"]["faults"] = [{"target": "slot2", "kind": "error_storm", "at_s": 1000.0}]
+
+    station = _lot_variant(tmp_path, "sim-dimm-lot.yaml", storm)
+    proc = run_qualify(tmp_path, "run", "march_suite", "--station", str(station))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    db = tmp_path / "qualify.db"
+    assert [s for s, v in query(db, "SELECT serial, verdict FROM duts") if v != "pass"] == ["5D1A0002"]
+    before = query(
+        db, "SELECT COUNT(*) FROM steps WHERE dut_serial = '5D1A0002' AND stage = 't25' AND status = 'pass'"
+    )
+    assert before == [(5,)]  # the storm starts after the room-temperature suite
+    words = query(
+        db,
+        "SELECT m.value FROM measurements m JOIN steps s ON s.id = m.step_id WHERE s.dut_serial = '5D1A0002' "
+        "AND s.stage = 't85' AND s.name = 'march_c_minus' AND m.name = 'failing_words'",
+    )
+    assert words and words[0][0] >= 200  # 256 stuck cells, a few may share a word
