@@ -49,5 +49,5 @@ def test_duplicate_names_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_driver_names_the_known_ones() -> None:
-    with pytest.raises(LookupError, match="unknown driver 'nope'.*keysight.e36313a"):
+    with pytest.raises(LookupError, match=r"unknown driver 'nope'.*keysight\.e36313a"):
         DriverRegistry().get("nope")
