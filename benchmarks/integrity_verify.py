@@ -39,9 +39,10 @@ def _fio(path: Path, size: int, out: Path, *, write: bool) -> dict:
         "--verify=crc32c",
         "--output-format=json",
         f"--output={out}",
+        f"--aux-path={out.parent}",  # fio's verify state file stays in the scratch folder
     ]
     args += ["--rw=write", "--do_verify=0"] if write else ["--rw=read", "--verify_only=1"]
-    subprocess.run(args, check=True, capture_output=True)
+    subprocess.run(args, check=True, capture_output=True, cwd=out.parent)
     job = json.loads(out.read_text())["jobs"][0]
     if job["error"]:
         raise RuntimeError(f"fio verify failed: error {job['error']}")
