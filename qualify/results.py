@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qualify.store.db import Store
+from qualify.store.source import open_results
 
 
-def list_runs(db: Path, lot: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(db: str | Path, lot: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Return recent runs with their DUT counts by verdict."""
-    store = Store(db, readonly=True)
+    store = open_results(db)
     try:
         runs = store.runs(lot=lot, limit=limit)
         for r in runs:
@@ -31,9 +31,9 @@ def _public(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if k not in ("options_json",)}
 
 
-def run_summary(db: Path, run_id: str) -> dict[str, Any]:
+def run_summary(db: str | Path, run_id: str) -> dict[str, Any]:
     """Return one run with DUTs, step counts, failing steps, criteria, instruments and events."""
-    store = Store(db, readonly=True)
+    store = open_results(db)
     try:
         run = store.run(run_id)
         rid = run["id"]

@@ -11,6 +11,9 @@ missing=()
 for bin in "${!tools[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${tools[$bin]}")
 done
+# The fleet database tests (tests/sync) start their own PostgreSQL server on loopback.
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
+if [ "$(id -u)" -eq 0 ]; then export QUALIFY_PG_REQUIRED=1; fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -q

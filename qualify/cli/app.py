@@ -39,6 +39,14 @@ DbOption = Annotated[
     typer.Option("--db", help="SQLite results database (default: $QUALIFY_DB or ./qualify.db)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLite results database (default: $QUALIFY_DB or ./qualify.db), or the fleet "
+        "database as a postgresql:// URL.",
+    ),
+]
 
 
 def default_db(db: Path | None) -> Path:
@@ -46,6 +54,11 @@ def default_db(db: Path | None) -> Path:
     if db is not None:
         return db
     return Path(os.environ.get("QUALIFY_DB", "qualify.db"))
+
+
+def default_source(db: str | None) -> str:
+    """Return the results source: the --db option (a path or a postgresql:// URL), else the default."""
+    return db if db is not None else str(default_db(None))
 
 
 def friendly(func: F) -> F:
@@ -65,6 +78,10 @@ def friendly(func: F) -> F:
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    # The first SIGTERM or Ctrl-C starts the abort; further ones are ignored, since one raised
+    # inside pytest's interrupt handling ends the session as passed and the run as completed.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -88,6 +105,14 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 0,
     report: Annotated[Path | None, typer.Option("--report", help="Where to write the HTML report.")] = None,
     operator: Annotated[str | None, typer.Option("--operator", help="Who runs it.")] = None,
+    scan: Annotated[
+        bool,
+        typer.Option(
+            "--scan",
+            help="Scan each DUT's barcode in slot order (a blank line ends); each must match the "
+            "serial its device reports. Needs --operator.",
+        ),
+    ] = False,
 ) -> None:
     """Run a plan on a station and write its report.
 
@@ -108,9 +133,26 @@ def run(
         duts=list(dut or []),
         report_path=str(report) if report else None,
     )
+    if scan:
+        import sys
+
+        from qualify.service.scan import scan_for_run
+
+        if not operator:
+            raise InputError("--scan needs --operator NAME: who scanned the DUTs")
+        if dut:
+            raise InputError("give --scan or --dut, not both")
+        options.duts = scan_for_run(
+            str(station_path),
+            _applies_to(plan_path),
+            lambda: sys.stdin.readline() or None,
+            lambda line: typer.echo(line, err=True),
+            seed,
+        )
     from qualify.engine.session import start_and_run
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     code = start_and_run(options, list(pytest_args or []), echo=typer.echo)
     raise typer.Exit(code)
 
@@ -131,6 +173,7 @@ def resume(
     from qualify.engine.session import resume_and_run
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     raise typer.Exit(resume_and_run(run_id, str(default_db(db)), echo=typer.echo, pytest_args=pytest_args))
 
 
@@ -199,7 +242,7 @@ def plans_schema() -> None:
 @results_app.command("list")
 @friendly
 def results_list(
-    db: DbOption = None,
+    db: SourceOption = None,
     lot: Annotated[str | None, typer.Option("--lot", help="Only this lot.")] = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -209,7 +252,7 @@ def results_list(
     """
     from qualify.results import list_runs
 
-    runs = list_runs(default_db(db), lot=lot)
+    runs = list_runs(default_source(db), lot=lot)
     if json_out:
         typer.echo(json.dumps(runs, indent=2))
         return
@@ -224,7 +267,7 @@ def results_list(
 @friendly
 def results_show(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
-    db: DbOption = None,
+    db: SourceOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Show one run: provenance, DUT verdicts, failing steps and criteria.
@@ -233,7 +276,7 @@ def results_show(
     """
     from qualify.results import format_run, run_summary
 
-    summary = run_summary(default_db(db), run_id)
+    summary = run_summary(default_source(db), run_id)
     typer.echo(json.dumps(summary, indent=2) if json_out else format_run(summary))
 
 
@@ -243,7 +286,7 @@ def report_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
     run_id: Annotated[str | None, typer.Argument(help="Run id or a unique prefix.")] = None,
     lot: Annotated[str | None, typer.Option("--lot", help="Report every run of this lot.")] = None,
-    db: DbOption = None,
+    db: SourceOption = None,
 ) -> None:
     """Write the qualification report of a run or a lot as one self-contained HTML file.
 
@@ -254,10 +297,10 @@ def report_cmd(
     if (run_id is None) == (lot is None):
         raise InputError("give a RUN_ID or --lot ID")
     if lot is not None:
-        path = write_lot_report(default_db(db), lot, output)
+        path = write_lot_report(default_source(db), lot, output)
     else:
         assert run_id is not None
-        path = write_run_report(default_db(db), run_id, output)
+        path = write_run_report(default_source(db), run_id, output)
     typer.echo(f"report: {path}")
 
 
@@ -306,6 +349,78 @@ def station_check(
     for r in dead:
         typer.echo(f"error: {r.kind} {r.name} at {r.address}: {r.detail}", err=True)
     raise typer.Exit(EXIT_HARNESS if dead else 0)
+
+
+@station_app.command("serve")
+@friendly
+def station_serve(
+    station: Annotated[Path, typer.Option("--station", help="Station file.")],
+    queue: Annotated[Path, typer.Option("--queue", help="Queue file (qualify.queue/1): runs and schedules.")],
+    db: DbOption = None,
+    http_host: Annotated[
+        str | None,
+        typer.Option("--http-host", help="Status page address (default: the queue file's, else 127.0.0.1)."),
+    ] = None,
+    http_port: Annotated[
+        int, typer.Option("--http-port", help="Status page port; 0 picks a free one, -1 serves none.")
+    ] = 8470,
+) -> None:
+    """Serve a station: run its queue and schedules on free slots until SIGTERM; resume interrupted runs.
+
+    Example: qualify station serve --station station.yaml --queue queue.yaml --db /var/lib/qualify/q.db
+    """
+    from qualify.service.serve import serve_station
+
+    if not station.is_file():
+        raise InputError("station file not found", file=str(station))
+    serve_station(
+        station,
+        queue,
+        default_db(db),
+        http_port=None if http_port < 0 else http_port,
+        http_host=http_host,
+        echo=typer.echo,
+    )
+
+
+@station_app.command("status")
+@friendly
+def station_status_cmd(
+    db: DbOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="Only this station.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show served stations: slots, runs with progress and ETA, recent failures.
+
+    Example: qualify station status --db /var/lib/qualify/qualify.db
+    """
+    from qualify.service.status import format_status, station_status
+
+    status = station_status(default_db(db), name)
+    typer.echo(json.dumps(status, indent=2) if json_out else format_status(status))
+
+
+@app.command("sync")
+@friendly
+def sync_cmd(
+    to: Annotated[str, typer.Option("--to", help="Fleet database, postgresql://USER@HOST:PORT/DB.")],
+    db: DbOption = None,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per transaction.")] = 5000,
+) -> None:
+    """Ship runs changed since the last sync to the fleet database; safe to repeat, safe to cut.
+
+    Example: qualify sync --to postgresql://qualify@fleet.example:5432/qualify
+    """
+    from qualify.store.postgres import is_postgres_url
+    from qualify.sync.ship import sync_to_postgres
+
+    if not is_postgres_url(to):
+        raise InputError(f"--to {to!r}: give a postgresql:// URL")
+    result = sync_to_postgres(default_db(db), to, batch_rows=batch_rows)
+    typer.echo(
+        f"synced {result.runs} run(s), {result.rows} rows in {result.batches} batches to {result.target} "
+        f"({result.rows_per_s:.0f} rows/s)"
+    )
 
 
 def _applies_to(plan_path: Path) -> str:

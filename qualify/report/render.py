@@ -18,7 +18,8 @@ from qualify.errors import InputError
 from qualify.report import figures
 from qualify.resources import reports_dir
 from qualify.results import run_summary
-from qualify.store.db import Store, utc_now
+from qualify.store.db import utc_now
+from qualify.store.source import ResultsSource, open_results
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # Measurements worth a chart against time when a plan records them (SSD and DIMM health).
@@ -65,10 +66,10 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render_run(db: Path, run_id: str) -> str:
+def render_run(db: str | Path, run_id: str) -> str:
     """Return the HTML report of one run."""
     summary = run_summary(db, run_id)
-    store = Store(db, readonly=True)
+    store = open_results(db)
     try:
         rid = summary["run"]["id"]
         context = _figures_and_tables(store, [rid], summary["duts"])
@@ -90,9 +91,9 @@ def render_run(db: Path, run_id: str) -> str:
     )
 
 
-def render_lot(db: Path, lot: str) -> str:
+def render_lot(db: str | Path, lot: str) -> str:
     """Return the HTML report of a lot: every run of it, all its DUTs, lot-level criteria."""
-    store = Store(db, readonly=True)
+    store = open_results(db)
     try:
         runs = store.runs(lot=lot, limit=10_000)
         if not runs:
@@ -137,7 +138,9 @@ def _sum_counts(counts: Any) -> dict[str, int]:
     return dict(total)
 
 
-def _figures_and_tables(store: Store, run_ids: list[str], duts: list[dict[str, Any]]) -> dict[str, Any]:
+def _figures_and_tables(
+    store: ResultsSource, run_ids: list[str], duts: list[dict[str, Any]]
+) -> dict[str, Any]:
     marks = ", ".join("?" for _ in run_ids)
     figs: list[tuple[str, Markup]] = []
     timeline = _timeline(store, run_ids, marks) if len(run_ids) == 1 else None
@@ -261,7 +264,7 @@ def _weak_cells(rows: list[dict[str, Any]], stage_temps: dict[str, float]) -> Ma
     )
 
 
-def _march_matrix(store: Store, run_ids: list[str], marks: str) -> dict[str, Any] | None:
+def _march_matrix(store: ResultsSource, run_ids: list[str], marks: str) -> dict[str, Any] | None:
     """Tabulate each DIMM's status per March step (algorithm × module)."""
     rows = store.rows(
         f"SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id IN ({marks}) "  # noqa: S608 - placeholders only
@@ -280,7 +283,7 @@ def _march_matrix(store: Store, run_ids: list[str], marks: str) -> dict[str, Any
     return {"columns": columns, "rows": sorted(cells.items())}
 
 
-def _timeline(store: Store, run_ids: list[str], marks: str) -> Markup | None:
+def _timeline(store: ResultsSource, run_ids: list[str], marks: str) -> Markup | None:
     chamber: dict[str, tuple[list[float], list[float]]] = {}
     for r in store.rows(
         f"SELECT t, name, value FROM telemetry WHERE run_id IN ({marks}) AND dut_serial IS NULL "  # noqa: S608 - placeholders only
@@ -306,7 +309,7 @@ def _timeline(store: Store, run_ids: list[str], marks: str) -> Markup | None:
 
 
 def _telemetry_per_dut(
-    store: Store, run_ids: list[str], marks: str, name: str
+    store: ResultsSource, run_ids: list[str], marks: str, name: str
 ) -> dict[str, tuple[list[float], list[float]]]:
     series: dict[str, tuple[list[float], list[float]]] = {}
     for r in store.rows(
@@ -321,7 +324,7 @@ def _telemetry_per_dut(
 
 
 def _weibull(
-    store: Store, run_ids: list[str], marks: str, duts: list[dict[str, Any]]
+    store: ResultsSource, run_ids: list[str], marks: str, duts: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
     """Fit failure times (first failing step of each failed DUT) with suspensions for the rest."""
     from qualify.stats import weibull_fit, weibull_plot_points
@@ -360,7 +363,7 @@ def _weibull(
     return {"svg": _svg(figures.weibull_svg(points, beta, eta)), "note": note}
 
 
-def _steps(store: Store, run_id: str, serial: str | None) -> list[dict[str, Any]]:
+def _steps(store: ResultsSource, run_id: str, serial: str | None) -> list[dict[str, Any]]:
     where = "dut_serial IS NULL" if serial is None else "dut_serial = ?"
     params: tuple[Any, ...] = (run_id,) if serial is None else (run_id, serial)
     steps = store.rows(
@@ -386,12 +389,12 @@ def _overall(status: str, verdicts: list[str], criteria: list[dict[str, Any]]) -
     return "PASS"
 
 
-def write_run_report(db: Path, run_id: str, output: Path) -> Path:
+def write_run_report(db: str | Path, run_id: str, output: Path) -> Path:
     """Render a run's report to `output` and return the path."""
     return _write(render_run(db, run_id), output)
 
 
-def write_lot_report(db: Path, lot: str, output: Path) -> Path:
+def write_lot_report(db: str | Path, lot: str, output: Path) -> Path:
     """Render a lot's report to `output` and return the path."""
     return _write(render_lot(db, lot), output)
 

@@ -122,6 +122,7 @@ class BoundStation:
     def safe_state(self) -> list[str]:
         """Put every instrument in its safe state; return the errors met on the way."""
         errors = []
+
         # Testers and meters settle while the DUTs still have power; then DUT power goes off
         # before the chamber moves, so no DUT sits powered through a ramp.
         def order(inst: BoundInstrument) -> int:

@@ -13,9 +13,16 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The flags this machine needs: no sandbox as root, and no background network traffic.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
 ]
 _CONSOLE = re.compile(r'CONSOLE\((\d+)\)\] "(.*)", source: (.*)|:CONSOLE:\d+\] "(.*)"')
 
@@ -39,14 +46,25 @@ def chromium(tmp_path: Path) -> object:
         url = page.resolve().as_uri()
         dom = subprocess.run(
             [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         console = [m.group(0) for line in dom.stderr.splitlines() if (m := _CONSOLE.search(line))]
         if screenshot is not None:
             subprocess.run(
-                [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2200",
-                 f"--screenshot={screenshot}", url],
-                capture_output=True, text=True, timeout=120, check=True,
+                [
+                    CHROMIUM,
+                    *FLAGS,
+                    f"--user-data-dir={profile}",
+                    "--window-size=1280,2200",
+                    f"--screenshot={screenshot}",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
             )
         return Page(dom=dom.stdout, console=console)
 

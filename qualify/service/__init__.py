@@ -1,0 +1,1 @@
+"""The factory station service: queue, schedules, slots, resume, status page, operator scans."""
