@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from drivers.errors import InstrumentError, ProtocolError
+from drivers.transport.base import MessageTransport
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -153,3 +154,22 @@ def drain_errors(query: Callable[[str], str], address: str, limit: int = 20) -> 
             return errors
         errors.append(f"{code},{message}")
     raise InstrumentError(address, f"error queue did not empty after {limit} reads: {errors}")
+
+
+def query_identity(
+    transport: MessageTransport, manufacturers: tuple[str, ...], what: str, model: str | None = None
+) -> str:
+    """Query `*IDN?` and check the IEEE 488.2 four-field form, the maker and (if given) the model.
+
+    `what` names the instrument kind for the error (e.g. "Keysight supply").
+    """
+    address = transport.address
+    reply = transport.query("*IDN?").strip()
+    fields = [field.strip() for field in reply.split(",")]
+    if len(fields) != 4:
+        raise ProtocolError(address, f"*IDN? reply is not four fields: {reply!r}")
+    if fields[0] not in manufacturers:
+        raise ProtocolError(address, f"not a {what}: {reply!r}")
+    if model is not None and fields[1] != model:
+        raise ProtocolError(address, f"configured as {model} but the instrument is {fields[1]}")
+    return reply

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim_instruments import scpi_headers
-from sim_instruments.psu_e36300 import DATA_TYPE, ILLEGAL_VALUE, UNDEFINED_HEADER, ScpiError
+from sim_instruments.scpi_headers import DATA_TYPE, ILLEGAL_VALUE, ScpiError
 
 MODELS = ("34460A", "34461A", "34465A", "34470A")
 MANUFACTURER = "Keysight Technologies"
@@ -114,19 +114,7 @@ class TruevoltSim:
 
     def handle(self, line: str) -> str | None:
         """Execute one command line; return the reply, or None for settings and errors."""
-        text = line.strip()
-        if not text:
-            return None
-        header, _, args = text.partition(" ")
-        command = self._commands.get(canonical_header(header))
-        if command is None:
-            self._push(*UNDEFINED_HEADER)
-            return None
-        try:
-            return command(args.strip())
-        except ScpiError as exc:
-            self._push(exc.code, exc.message)
-            return None
+        return scpi_headers.dispatch(line, self._commands, canonical_header, self._push)
 
     def is_measurement(self, line: str) -> bool:
         """Return whether `line` returns a reading (its reply can freeze)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim_instruments import scpi_headers
+from sim_instruments.scpi_headers import DATA_TYPE, ILLEGAL_VALUE, ScpiError
 
 # Over-voltage protection reaches 10 % past the rated output *(check against the E36300 guide)*.
 OVP_HEADROOM = 1.10
@@ -69,18 +70,6 @@ _OPTIONAL_NODES = {"SOUR", "LEV", "IMM", "AMPL", "SCAL", "DC", "STAT", "NEXT", "
 _ARGS = re.compile(r"^(?P<value>[^(]*?)\s*,?\s*(?:\(@(?P<channels>[^)]*)\))?\s*$")
 
 
-class ScpiError(Exception):
-    """A command error the instrument would queue for SYST:ERR?."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code},{message}")
-        self.code = code
-        self.message = message
-
-
-UNDEFINED_HEADER = (-113, "Undefined header")
-DATA_TYPE = (-104, "Data type error")
-ILLEGAL_VALUE = (-224, "Illegal parameter value")
 OUT_OF_RANGE = (-222, "Data out of range")
 
 
@@ -228,19 +217,7 @@ class E36300Sim:
 
     def handle(self, line: str) -> str | None:
         """Execute one command line; return the reply, or None for settings and errors."""
-        text = line.strip()
-        if not text:
-            return None
-        header, _, args = text.partition(" ")
-        command = self._commands.get(canonical_header(header))
-        if command is None:
-            self._push(*UNDEFINED_HEADER)
-            return None
-        try:
-            return command(args.strip())
-        except ScpiError as exc:
-            self._push(exc.code, exc.message)
-            return None
+        return scpi_headers.dispatch(line, self._commands, canonical_header, self._push)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the programmable state as JSON-ready data."""

@@ -1,8 +1,8 @@
-"""SCPI header parsing shared by the simulated SCPI instruments."""
+"""SCPI header parsing and command dispatch shared by the simulated SCPI instruments."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 
 def canonical_header(header: str, long_to_short: Mapping[str, str], optional_nodes: Collection[str]) -> str:
@@ -19,3 +19,42 @@ def canonical_header(header: str, long_to_short: Mapping[str, str], optional_nod
     nodes = [long_to_short.get(node, node) for node in text.split(":")]
     kept = [node for node in nodes if node not in optional_nodes] or nodes[:1]
     return ":".join(kept) + ("?" if is_query else "")
+
+
+class ScpiError(Exception):
+    """A command error the instrument would queue for SYST:ERR?."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code},{message}")
+        self.code = code
+        self.message = message
+
+
+UNDEFINED_HEADER = (-113, "Undefined header")
+DATA_TYPE = (-104, "Data type error")
+ILLEGAL_VALUE = (-224, "Illegal parameter value")
+
+
+def dispatch(
+    line: str,
+    commands: Mapping[str, Callable[[str], str | None]],
+    canonical: Callable[[str], str],
+    push_error: Callable[[int, str], None],
+) -> str | None:
+    """Execute one command line; return its reply, or None for settings and for errors.
+
+    An unknown header or a refused command queues its error for SYST:ERR?, as instruments do.
+    """
+    text = line.strip()
+    if not text:
+        return None
+    header, _, args = text.partition(" ")
+    command = commands.get(canonical(header))
+    if command is None:
+        push_error(*UNDEFINED_HEADER)
+        return None
+    try:
+        return command(args.strip())
+    except ScpiError as exc:
+        push_error(exc.code, exc.message)
+        return None

@@ -23,6 +23,7 @@ from drivers.scpi import (
     encode_on_off,
     parse_bool,
     parse_float,
+    query_identity,
     value_range,
 )
 from drivers.transport.base import MessageTransport
@@ -206,13 +207,7 @@ class DimmTester:
 
     def identify(self) -> str:
         """Return the `*IDN?` string after checking it is a four-field qualify-dialect identity."""
-        reply = self._transport.query("*IDN?").strip()
-        fields = [field.strip() for field in reply.split(",")]
-        if len(fields) != 4:
-            raise ProtocolError(self.address, f"*IDN? reply is not four fields: {reply!r}")
-        if fields[0] not in MANUFACTURERS:
-            raise ProtocolError(self.address, f"not a qualify-dialect DIMM tester: {reply!r}")
-        return reply
+        return query_identity(self._transport, MANUFACTURERS, "qualify-dialect DIMM tester")
 
     def reset(self) -> None:
         """Reset every slot's settings (`*RST`) and clear the error queue (`*CLS`)."""

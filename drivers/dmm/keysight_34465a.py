@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.errors import InstrumentError, ProtocolError
-from drivers.scpi import Reading, Setting, drain_errors, one_of, parse_float
+from drivers.errors import InstrumentError
+from drivers.scpi import Reading, Setting, drain_errors, one_of, parse_float, query_identity
 from drivers.transport.base import MessageTransport
 
 MANUFACTURERS = ("Keysight Technologies", "Agilent Technologies")
@@ -60,16 +60,7 @@ class KeysightTruevolt:
 
     def identify(self) -> str:
         """Return the `*IDN?` string after checking it names this driver's model."""
-        reply = self._transport.query("*IDN?").strip()
-        fields = [field.strip() for field in reply.split(",")]
-        if len(fields) != 4:
-            raise ProtocolError(self.address, f"*IDN? reply is not four fields: {reply!r}")
-        manufacturer, model = fields[0], fields[1]
-        if manufacturer not in MANUFACTURERS:
-            raise ProtocolError(self.address, f"not a Keysight meter: {reply!r}")
-        if model != self.model:
-            raise ProtocolError(self.address, f"configured as {self.model} but the instrument is {model}")
-        return reply
+        return query_identity(self._transport, MANUFACTURERS, "Keysight meter", self.model)
 
     def reset(self) -> None:
         """Reset to the power-on state (DC volts, autorange) and clear the error queue."""

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.errors import InstrumentError, ProtocolError
+from drivers.errors import InstrumentError
 from drivers.scpi import (
     Reading,
     Setting,
@@ -38,6 +38,7 @@ from drivers.scpi import (
     known_channel,
     parse_bool,
     parse_float,
+    query_identity,
     value_range,
 )
 from drivers.transport.base import MessageTransport
@@ -220,16 +221,7 @@ class KeysightE36300:
 
     def identify(self) -> str:
         """Return the `*IDN?` string after checking it names this driver's model."""
-        reply = self._transport.query("*IDN?").strip()
-        fields = [field.strip() for field in reply.split(",")]
-        if len(fields) != 4:
-            raise ProtocolError(self.address, f"*IDN? reply is not four fields: {reply!r}")
-        manufacturer, model = fields[0], fields[1]
-        if manufacturer not in MANUFACTURERS:
-            raise ProtocolError(self.address, f"not a Keysight supply: {reply!r}")
-        if model != self.model:
-            raise ProtocolError(self.address, f"configured as {self.model} but the instrument is {model}")
-        return reply
+        return query_identity(self._transport, MANUFACTURERS, "Keysight supply", self.model)
 
     def reset(self) -> None:
         """Reset to the power-on state (outputs off) and clear the status and error queue."""
