@@ -14,10 +14,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class NoParams(BaseModel):
-    """Parameters of an action that takes none."""
+class StrictParams(BaseModel):
+    """Action parameters that refuse unknown keys, so a typo in a plan is an error."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(StrictParams):
+    """Parameters of an action that takes none."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,14 @@ class MeasurementSpec:
 
 class CapabilityMissing(Exception):
     """A DUT or station lacks a capability an action needs."""
+
+
+def need(dut: BoundDut, protocol: type[T], what: str) -> T:
+    """Return the DUT's `protocol` capability; raise CapabilityMissing saying `dut has no what`."""
+    found = dut.capability(protocol)
+    if found is None:
+        raise CapabilityMissing(f"{dut.label} has no {what}")
+    return found
 
 
 @dataclass(frozen=True)

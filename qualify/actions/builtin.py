@@ -11,6 +11,7 @@ from qualify.actions.base import (
     MeasurementSpec,
     NoParams,
     Reading,
+    need,
 )
 from qualify.actions.registry import register
 from qualify.plans.schema import Environment
@@ -23,10 +24,7 @@ ENVIRONMENT_ACTION = "station.environment"
 
 
 def _nvme(dut: BoundDut) -> NvmeController:
-    nvme = dut.capability(NvmeController)  # type: ignore[type-abstract]
-    if nvme is None:
-        raise CapabilityMissing(f"{dut.label} has no NVMe controller")
-    return nvme
+    return need(dut, NvmeController, "NVMe controller")  # type: ignore[type-abstract]
 
 
 def _supply(dut: BoundDut) -> tuple[PowerSupply, int]:

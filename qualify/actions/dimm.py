@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from drivers.dimm.spd import decode_spd
 from drivers.protocols import MemoryTester, Pmic, SpdHub
@@ -19,6 +19,8 @@ from qualify.actions.base import (
     MeasurementSpec,
     NoParams,
     Reading,
+    StrictParams,
+    need,
 )
 from qualify.actions.registry import register
 from qualify.march import algorithm as march_algorithm
@@ -28,17 +30,11 @@ DIMM = frozenset({"dimm"})
 
 
 def _hub(dut: BoundDut) -> SpdHub:
-    hub = dut.capability(SpdHub)  # type: ignore[type-abstract]
-    if hub is None:
-        raise CapabilityMissing(f"{dut.label} has no SPD hub")
-    return hub
+    return need(dut, SpdHub, "SPD hub")  # type: ignore[type-abstract]
 
 
 def _pmic(dut: BoundDut) -> Pmic:
-    pmic = dut.capability(Pmic)  # type: ignore[type-abstract]
-    if pmic is None:
-        raise CapabilityMissing(f"{dut.label} has no PMIC in the station file (duts[].devices)")
-    return pmic
+    return need(dut, Pmic, "PMIC in the station file (duts[].devices)")  # type: ignore[type-abstract]
 
 
 @contextmanager
@@ -53,13 +49,7 @@ def _tester(dut: BoundDut) -> Iterator[tuple[Any, int]]:
         yield driver, dut.tester_slot
 
 
-class Strict(BaseModel):
-    """Parameters that refuse unknown keys."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class MarchParams(Strict):
+class MarchParams(StrictParams):
     """Which March algorithm, at which refresh interval, pause and VDD margin."""
 
     algorithm: str
@@ -73,7 +63,7 @@ class MarchParams(Strict):
         march_algorithm(self.algorithm)
 
 
-class PatternParams(Strict):
+class PatternParams(StrictParams):
     """A data-pattern or RowHammer test: pattern, hold, refresh, hammer sides and count."""
 
     pattern: str
@@ -84,7 +74,7 @@ class PatternParams(Strict):
     hammer_count: int | None = Field(default=None, ge=1)
 
 
-class RetentionParams(Strict):
+class RetentionParams(StrictParams):
     """A REAPER-style profile: data patterns held at each extended refresh interval, TCR off."""
 
     refresh_ms: list[float] = Field(min_length=1)
@@ -94,7 +84,7 @@ class RetentionParams(Strict):
     hold_ms: float = Field(default=1000.0, gt=0)
 
 
-class ShmooParams(Strict):
+class ShmooParams(StrictParams):
     """A VDD margin sweep with one March algorithm at one refresh interval."""
 
     vdd_margin_pct: list[float] = Field(min_length=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from drivers.errors import DeviceCommandError
 from drivers.integrity.pattern import generate, verify
@@ -15,10 +15,11 @@ from qualify.actions.base import (
     Action,
     ActionContext,
     ActionResult,
-    CapabilityMissing,
     MeasurementSpec,
     NoParams,
     Reading,
+    StrictParams,
+    need,
 )
 from qualify.actions.registry import register
 from qualify.station.binding import BoundDut
@@ -28,18 +29,15 @@ NSID = 1
 DATA_UNIT_BYTES = 512_000  # SMART data units: 1000 × 512 bytes
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def _media(dut: BoundDut) -> NvmeMedia:
-    media = dut.capability(NvmeMedia)  # type: ignore[type-abstract]
-    if media is None:
-        raise CapabilityMissing(f"{dut.label} has no NVMe media access")
-    return media
+    return need(dut, NvmeMedia, "NVMe media access")  # type: ignore[type-abstract]
 
 
-class WorkloadParams(_Strict):
+def _runner(dut: BoundDut) -> BlockWorkload:
+    return need(dut, BlockWorkload, "workload runner (station: duts[].block_device)")  # type: ignore[type-abstract]
+
+
+class WorkloadParams(StrictParams):
     """A workload job: WorkloadSpec fields, or `profile:` with that builder's arguments."""
 
     job: dict[str, Any]
@@ -53,16 +51,14 @@ class WorkloadParams(_Strict):
 
 def _workload(ctx: ActionContext, params: WorkloadParams) -> ActionResult:
     dut = ctx.require_dut()
-    runner = dut.capability(BlockWorkload)  # type: ignore[type-abstract]
-    if runner is None:
-        raise CapabilityMissing(f"{dut.label} has no workload runner (station: duts[].block_device)")
+    runner = _runner(dut)
     flat = runner.run_workload(dict(params.job))
     readings = [Reading(name, float(value)) for name, value in sorted(flat.items())]
     readings.append(Reading("read_bits", float(flat.get("read_io_bytes", 0.0)) * 8))
     return ActionResult(readings, duration_s=float(flat.get("runtime_s", 0.0)))
 
 
-class FormatParams(_Strict):
+class FormatParams(StrictParams):
     """Format NVM: secure erase setting and, optionally, the LBA format index."""
 
     secure_erase: str = Field(default="user_data", pattern="^(none|user_data|cryptographic)$")
@@ -82,7 +78,7 @@ def _format(ctx: ActionContext, params: FormatParams) -> ActionResult:
     )
 
 
-class IntegrityParams(_Strict):
+class IntegrityParams(StrictParams):
     """Sampled LBA-stamped blocks across the namespace: how many, which write generation, seed."""
 
     blocks: int = Field(default=256, ge=1, le=1_000_000)
@@ -148,10 +144,7 @@ def _health(ctx: ActionContext, params: NoParams) -> ActionResult:
     dut = ctx.require_dut()
     media = _media(dut)
     ocp = media.ocp_smart_extended_log()
-    nvme = dut.capability(NvmeController)  # type: ignore[type-abstract]
-    if nvme is None:
-        raise CapabilityMissing(f"{dut.label} has no NVMe controller")
-    smart = nvme.smart_log()
+    smart = need(dut, NvmeController, "NVMe controller").smart_log()  # type: ignore[type-abstract]
     host_bytes = smart.data_units_written * DATA_UNIT_BYTES
     readings = [
         Reading("nand_bytes_written", float(ocp.physical_media_units_written), unit="B"),
@@ -272,7 +265,7 @@ for _action in (
     register(_action)
 
 
-class PtsRoundParams(_Strict):
+class PtsRoundParams(StrictParams):
     """One SNIA PTS-E IOPS round: every R/W mix × block size, one minute each."""
 
     round_s: float = Field(default=60.0, gt=0)
@@ -284,9 +277,7 @@ def _pts_round(ctx: ActionContext, params: PtsRoundParams) -> ActionResult:
     from drivers.workload.jobs import PTS_IOPS_TRACKED, PTS_MAX_ROUNDS, pts_iops_round
 
     dut = ctx.require_dut()
-    runner = dut.capability(BlockWorkload)  # type: ignore[type-abstract]
-    if runner is None:
-        raise CapabilityMissing(f"{dut.label} has no workload runner (station: duts[].block_device)")
+    runner = _runner(dut)
     round_number = min(len(ctx.history("iops_round", "tracked_iops")) + 1, PTS_MAX_ROUNDS)
     readings, total_s, tracked = [], 0.0, 0.0
     specs = pts_iops_round(
@@ -305,7 +296,7 @@ def _pts_round(ctx: ActionContext, params: PtsRoundParams) -> ActionResult:
     return ActionResult(readings, duration_s=total_s)
 
 
-class SteadyStateParams(_Strict):
+class SteadyStateParams(StrictParams):
     """SNIA PTS steady state over the last `window` rounds of one step's measurement."""
 
     step: str
