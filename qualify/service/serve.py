@@ -72,18 +72,19 @@ class _Child:
 
 
 class ServiceClock:
-    """UTC wall time, optionally running `speed` times faster (to test schedules quickly)."""
+    """UTC wall time, optionally from `start` and `speed` times faster (to test schedules quickly)."""
 
-    def __init__(self, speed: float | None = None) -> None:
+    def __init__(self, speed: float | None = None, start: datetime | None = None) -> None:
         self.speed = speed
-        self._t0 = datetime.now(UTC)
+        self.start = start
+        self._t0 = start or datetime.now(UTC)
         self._m0 = time.monotonic()
 
     def now(self) -> datetime:
         """Return the service's idea of now."""
-        if not self.speed:
+        if not self.speed and self.start is None:
             return datetime.now(UTC)
-        return self._t0 + timedelta(seconds=(time.monotonic() - self._m0) * self.speed)
+        return self._t0 + timedelta(seconds=(time.monotonic() - self._m0) * (self.speed or 1.0))
 
 
 @dataclass
@@ -105,6 +106,7 @@ class StationService:
         db_path: Path,
         *,
         clock_speed: float | None = None,
+        clock_start: datetime | None = None,
         stop_event: threading.Event | None = None,
         http_port: int | None = 0,
         http_host: str | None = None,
@@ -113,7 +115,7 @@ class StationService:
         self.station_path = station_path.resolve()
         self.queue_path = queue_path.resolve()
         self.db_path = db_path.resolve()
-        self.clock = ServiceClock(clock_speed)
+        self.clock = ServiceClock(clock_speed, clock_start)
         self.stop_event = stop_event or threading.Event()
         self.http_port = http_port
         self.echo = echo
@@ -288,25 +290,28 @@ class StationService:
         with self.store.transaction() as conn:
             conn.execute(f"UPDATE station_jobs SET {sets} WHERE id = ?", (*values.values(), job_id))  # noqa: S608 - column names come from this module
 
-    def _insert_job(self, job: Job) -> bool:
+    def _insert_job(self, job: Job, conn: sqlite3.Connection | None = None) -> bool:
+        """Add a waiting job unless one with its id exists; in `conn`'s transaction if given."""
+        if conn is None:
+            with self.store.transaction() as own:
+                return self._insert_job(job, own)
         req = job.request
-        with self.store.transaction() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO station_jobs (id, station, source, plan, lot, seed, priority, "
-                "request_json, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
-                (
-                    job.id,
-                    self.name,
-                    job.source,
-                    req.plan,
-                    req.lot,
-                    req.seed,
-                    req.priority,
-                    job.request_json(),
-                    utc_now(),
-                ),
-            )
-            return cur.rowcount == 1
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO station_jobs (id, station, source, plan, lot, seed, priority, "
+            "request_json, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
+            (
+                job.id,
+                self.name,
+                job.source,
+                req.plan,
+                req.lot,
+                req.seed,
+                req.priority,
+                job.request_json(),
+                utc_now(),
+            ),
+        )
+        return cur.rowcount == 1
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -434,18 +439,20 @@ class StationService:
                 "('waiting', 'running', 'interrupted', 'crashed')",
                 (self.name, f"schedule:{sched.name}:%"),
             )
+            # The firing and its job are one transaction: a service killed between the two
+            # must neither lose the day's run nor fire it twice.
             with self.store.transaction() as conn:
                 conn.execute(
                     "UPDATE station_schedules SET last_fire = ? WHERE station = ? AND name = ?",
                     (due.isoformat(), self.name, sched.name),
                 )
+                inserted = not pending and self._insert_job(Job(job_id, "schedule", sched), conn)
             if pending:
                 self.echo(
                     f"station {self.name}: schedule {sched.name} skipped at {due:%Y-%m-%d %H:%M}: "
                     f"{pending[0]['id']} has not ended"
                 )
-                continue
-            if self._insert_job(Job(job_id, "schedule", sched)):
+            elif inserted:
                 self.echo(f"station {self.name}: schedule {sched.name} fired ({job_id})")
 
     # -- starting runs --------------------------------------------------------------------
@@ -715,6 +722,7 @@ def serve_station(
     db_path: str | Path,
     *,
     clock_speed: float | None = None,
+    clock_start: datetime | None = None,
     stop_event: threading.Event | None = None,
     http_port: int | None = 0,
     http_host: str | None = None,
@@ -724,13 +732,15 @@ def serve_station(
 
     `http_port` 0 picks a free port for the status page, None serves none; `http_host` overrides
     the queue file's `service.http_host` (127.0.0.1 unless configured otherwise). `clock_speed` makes
-    the schedules' clock run that many times faster than real time (for tests and demos).
+    the schedules' clock run that many times faster than real time and `clock_start` start it at
+    that UTC time instead of now (for tests and demos; each start of the service starts it again).
     """
     service = StationService(
         Path(station_path),
         Path(queue_path),
         Path(db_path),
         clock_speed=clock_speed,
+        clock_start=clock_start,
         stop_event=stop_event,
         http_port=http_port,
         http_host=http_host,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -157,3 +161,46 @@ def live_station_db(folder: Path) -> tuple[Path, str]:
         )
     conn.close()
     return db, run["id"]
+
+
+class ServiceProcesses:
+    """Start station services as processes (SIM_LAB unless `station`); close() kills any still running.
+
+    Keyword arguments go to serve_station (`clock_start` as an ISO-8601 string).
+    """
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def __call__(
+        self, db: Path, queue: Path, station: Path | None = None, **kwargs: Any
+    ) -> subprocess.Popen[str]:
+        from tests.cli.conftest import REPO, SIM_LAB
+
+        code = (
+            "import json, sys; from datetime import datetime; from qualify.service.serve import serve_station; "
+            "kw = json.loads(sys.argv[4]); "
+            "kw['clock_start'] = datetime.fromisoformat(kw['clock_start']) if 'clock_start' in kw else None; "
+            "serve_station(sys.argv[1], sys.argv[2], sys.argv[3], http_port=None, **kw)"
+        )
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(station or SIM_LAB), str(queue), str(db), json.dumps(kwargs)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=60)
+
+
+@pytest.fixture
+def service_process() -> Iterator[ServiceProcesses]:
+    """Start station services as processes; any still running at the end is killed."""
+    starter = ServiceProcesses()
+    yield starter
+    starter.close()

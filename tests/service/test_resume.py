@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from qualify.service.status import station_status
-from tests.cli.conftest import REPO, SIM_LAB, run_qualify
-from tests.service.conftest import PLANS, Served, rows, steps_of, wait_for, write_queue
+from tests.cli.conftest import SIM_LAB, run_qualify
+from tests.service.conftest import PLANS, Served, ServiceProcesses, rows, steps_of, wait_for, write_queue
 
 QUEUE = """
 service: {poll_s: 0.05, stop_timeout_s: 60}
@@ -52,31 +50,6 @@ def progress(db: Path) -> int:
         return 0
     cp = rows(db, "SELECT seq FROM checkpoints WHERE run_id = ?", (j["run_id"],))
     return int(cp[0]["seq"]) if cp else 0
-
-
-@pytest.fixture
-def service_process() -> Iterator[Callable[[Path, Path], subprocess.Popen[str]]]:
-    """Start station services as processes; any still running at the end is killed."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(db: Path, queue: Path) -> subprocess.Popen[str]:
-        code = (
-            "import sys; from qualify.service.serve import serve_station; "
-            "serve_station(sys.argv[1], sys.argv[2], sys.argv[3], http_port=None)"
-        )
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(SIM_LAB), str(queue), str(db)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=60)
 
 
 def finished(db: Path, reference: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -113,7 +86,7 @@ def test_killed_run_is_resumed_by_the_service(
 def test_killed_then_stopped_service_resumes_its_run(
     tmp_path: Path,
     serve: Callable[..., Served],
-    service_process: Callable[[Path, Path], subprocess.Popen[str]],
+    service_process: ServiceProcesses,
     reference: list[tuple[Any, ...]],
 ) -> None:
     db = tmp_path / "station.db"
