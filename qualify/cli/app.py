@@ -33,6 +33,8 @@ app.add_typer(results_app, name="results")
 app.add_typer(station_app, name="station")
 sim_app = typer.Typer(help="The simulated lab.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+telemetry_app = typer.Typer(help="Telemetry kept in a results database.", no_args_is_help=True)
+app.add_typer(telemetry_app, name="telemetry")
 
 DbOption = Annotated[
     Path | None,
@@ -420,6 +422,65 @@ def sync_cmd(
     typer.echo(
         f"synced {result.runs} run(s), {result.rows} rows in {result.batches} batches to {result.target} "
         f"({result.rows_per_s:.0f} rows/s)"
+    )
+
+
+@app.command("archive")
+@friendly
+def archive_cmd(
+    before: Annotated[
+        str, typer.Option("--before", help="Move runs started before this ISO-8601 date or time (UTC).")
+    ],
+    to: Annotated[Path, typer.Option("--to", help="Archive SQLite database (created if missing).")],
+    db: DbOption = None,
+    vacuum: Annotated[
+        bool, typer.Option("--vacuum", help="VACUUM the database afterwards to give the space back.")
+    ] = False,
+) -> None:
+    """Move ended runs started before a date, with all their rows, into an archive database.
+
+    Example: qualify archive --db station.db --before 2026-01-01 --to archive-2025.db --vacuum
+    """
+    from qualify.service.maintenance import archive_runs, parse_before
+
+    source = default_db(db)
+    moved = archive_runs(source, before, to, vacuum=vacuum)
+    typer.echo(
+        f"archived {moved['runs']} run(s) started before {parse_before(before)} from {source} to {to} "
+        f"({moved.get('steps', 0)} steps, {moved.get('measurements', 0)} measurements, "
+        f"{moved.get('telemetry', 0)} telemetry rows)" + (", vacuumed" if vacuum else "")
+    )
+
+
+@telemetry_app.command("rollup")
+@friendly
+def telemetry_rollup(
+    raw_days: Annotated[
+        float, typer.Option("--raw-days", help="Keep raw samples of the last N days of each run's time.")
+    ],
+    window_s: Annotated[
+        float, typer.Option("--window-s", help="Older samples become min/max/mean per window of S seconds.")
+    ] = 600.0,
+    db: DbOption = None,
+) -> None:
+    """Roll raw telemetry older than N days of each run into per-window min/max/mean rows.
+
+    Example: qualify telemetry rollup --db station.db --raw-days 7 --window-s 600
+    """
+    from qualify.service.maintenance import downsample_telemetry
+    from qualify.store.db import Store
+
+    path = default_db(db)
+    if not path.is_file():
+        raise InputError(f"no database at {path}")
+    store = Store(path)
+    try:
+        done = downsample_telemetry(store, raw_days=raw_days, window_s=window_s)
+    finally:
+        store.close()
+    typer.echo(
+        f"rolled {done['raw_deleted']} raw samples into {done['rollup_rows']} rollup rows in {path} "
+        f"(raw kept for the last {raw_days:g} days of each run, windows of {window_s:g} s)"
     )
 
 

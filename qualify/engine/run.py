@@ -39,7 +39,7 @@ from qualify.errors import EXIT_DUT_FAILED, EXIT_HARNESS, EXIT_PASS, HarnessErro
 from qualify.plans.loader import LoadedPlan, load_any_plan
 from qualify.plans.schema import Environment, Limit, Step
 from qualify.station.binding import BoundDut, BoundStation, bind_station, load_station
-from qualify.store.db import Batch, Store, utc_now
+from qualify.store.db import Batch, Store, StoreWriteError, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class RunOutcome:
     verdicts: dict[str, str]
     exit_code: int
     message: str | None = None
+    safe_state: str | None = None  # what putting the station safe did, for the terminal
 
 
 @dataclass
@@ -164,6 +165,7 @@ class Engine:
         self.retries: list[str] = []
         self._reader: sqlite3.Connection | None = None
         self.aborted: str | None = None
+        self.store_failure: str | None = None  # why the database refused a write, with what to do
         self.progress: Callable[[str], None] = lambda line: None
         self._wall_start = time.monotonic()
         self._items_run = 0
@@ -244,8 +246,9 @@ class Engine:
         return [by_serial[s] for s in wanted]
 
     def _record_start(self) -> None:
+        """Record the run, its DUTs and instruments, and the first checkpoint in one transaction."""
         plan = self.plan
-        self.store.insert_rows(
+        runs = (
             "runs",
             [
                 {
@@ -271,7 +274,7 @@ class Engine:
                 }
             ],
         )
-        self.store.insert_rows(
+        duts = (
             "duts",
             [
                 {
@@ -287,7 +290,7 @@ class Engine:
                 for d in self.duts
             ],
         )
-        self.store.insert_rows(
+        instruments = (
             "instruments",
             [
                 {
@@ -308,7 +311,10 @@ class Engine:
         for dut in self.duts:
             if dut.error:
                 self._event("error", f"slot {dut.slot}", f"{dut.address}: {dut.error}", batch)
-        self.store.write_batch(batch, self._checkpoint())
+        try:
+            self.store.write_run_start([runs, duts, instruments], batch, self._checkpoint())
+        except StoreWriteError as exc:
+            raise StoreWriteError(exc.path, f"{exc.reason}; the run was not started") from None
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.next_index = int(state.get("next_index", 0))
@@ -366,8 +372,23 @@ class Engine:
         self.retries = []
         self.next_index = ref.index + 1
         self._items_run += 1
-        self.store.write_batch(batch, self._checkpoint())
+        try:
+            self.store.write_batch(batch, self._checkpoint())
+        except StoreWriteError as exc:
+            self.next_index = ref.index  # the checkpoint on disk still points at this item
+            raise HarnessError(
+                self._store_failed(exc, f"results up to item {ref.index} of {len(self.items)}")
+            ) from None
         return outcome
+
+    def _store_failed(self, exc: StoreWriteError, kept: str) -> str:
+        """Note that the database refused a write; return what failed, what is kept and what to do."""
+        if self.store_failure is None:
+            self.store_failure = (
+                f"{exc}; {kept} are kept; free space and run "
+                f"'qualify resume {self.run_id} --db {self.store.path}'"
+            )
+        return self.store_failure
 
     def _report_progress(self, ref: ItemRef) -> None:
         done = self._items_run
@@ -403,7 +424,11 @@ class Engine:
         except HarnessError as exc:
             status, message = "error", str(exc)
             self._record_station_step(ref, "error", message, readings, t_start, started_at, batch)
-            self.store.write_batch(batch, None)
+            try:
+                self.store.write_batch(batch, None)
+            except StoreWriteError as full:
+                kept = f"results up to item {ref.index} of {len(self.items)}"
+                raise HarnessError(f"{exc}; then {self._store_failed(full, kept)}") from None
             raise
         if problems:
             status, message = "error", "; ".join(problems)
@@ -951,7 +976,11 @@ class Engine:
             if status not in flags:
                 flags.append(status)
         self.done_tests.add(nodeid)
-        self.store.write_batch(batch, self._checkpoint())
+        try:
+            self.store.write_batch(batch, self._checkpoint())
+        except StoreWriteError as exc:
+            self.done_tests.discard(nodeid)
+            self.abort(self._store_failed(exc, f"results of the {len(self.done_tests)} tests before {name}"))
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -975,8 +1004,20 @@ class Engine:
         problems += self.station.safe_state()
         for problem in problems:
             self._event("error", "station", f"safe state: {problem}", batch)
+        safe = "; ".join(problems) if problems else "supplies off, chamber to ambient"
         if not problems:
-            self._event("info", "station", "safe state: supplies off, chamber to ambient", batch)
+            self._event("info", "station", f"safe state: {safe}", batch)
+        # The station is safe before anything is written: a database that refuses writes
+        # (full file system) must not keep the supplies on.
+        try:
+            return self._record_finish(batch, stopped, safe)
+        except StoreWriteError as exc:
+            message = self._store_failed(exc, "the results of every item")
+            verdicts = {d.serial: "aborted" for d in self.duts}
+            return RunOutcome(self.run_id, "aborted", verdicts, EXIT_HARNESS, message, safe)
+
+    def _record_finish(self, batch: Batch, stopped: str | None, safe: str) -> RunOutcome:
+        """Record the end of the run: events, verdicts, criteria, status; return the outcome."""
         status = "aborted" if self.aborted else ("stopped" if stopped else "completed")
         if self.aborted:
             self._event("error", "engine", f"aborted: {self.aborted}", batch)
@@ -1006,7 +1047,7 @@ class Engine:
             code = EXIT_HARNESS
         else:
             code = EXIT_PASS
-        return RunOutcome(self.run_id, status, verdicts, code, message)
+        return RunOutcome(self.run_id, status, verdicts, code, message, safe)
 
     def _history(self, serial: str | None, step: str, name: str) -> list[float]:
         """Return one DUT's earlier values of a step's measurement, in run order."""

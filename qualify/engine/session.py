@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qualify.engine.run import Engine, RunOptions
-from qualify.errors import EXIT_BAD_INPUT
+from qualify.errors import EXIT_BAD_INPUT, HarnessError, QualifyError
 from qualify.pytest_plugin.plugin import EngineHolder, exit_code_of
 
 _RUN_INI = Path(__file__).resolve().parent.parent / "pytest_plugin" / "run.ini"
@@ -54,6 +54,10 @@ def _drive(engine: Engine, pytest_args: list[str], echo: Callable[[str], None]) 
             engine.close()
     if pytest_code == pytest.ExitCode.USAGE_ERROR:
         return EXIT_BAD_INPUT
+    if engine.store_failure is not None:
+        # The station is safe and every committed item is kept; a report would be written to
+        # the same full file system, and the user needs one line: what, where, what next.
+        raise HarnessError(engine.store_failure)
     outcome = holder.state.outcome
     if outcome is not None:
         from qualify.report.render import write_run_report
@@ -61,8 +65,14 @@ def _drive(engine: Engine, pytest_args: list[str], echo: Callable[[str], None]) 
         report = engine.options.report_path or str(
             Path(engine.options.db_path).resolve().parent / f"qualify-report-{outcome.run_id[:8]}.html"
         )
-        write_run_report(Path(engine.options.db_path), outcome.run_id, Path(report))
         echo(f"run:      {outcome.run_id} ({outcome.status})")
         echo(f"database: {Path(engine.options.db_path).resolve()}")
+        try:
+            write_run_report(Path(engine.options.db_path), outcome.run_id, Path(report))
+        except QualifyError as exc:
+            raise HarnessError(
+                f"{exc}; the run's results are kept in the database: write the report later with "
+                f"'qualify report {outcome.run_id} --db {engine.options.db_path} -o FILE.html'"
+            ) from None
         echo(f"report:   {Path(report).resolve()}")
     return exit_code_of(holder.state)

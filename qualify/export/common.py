@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qualify.errors import InputError
+from qualify.files import atomic_path as atomic_path  # re-exported for the format modules
 from qualify.report.render import safe_filename
 from qualify.store.db import Store
 
@@ -68,21 +68,6 @@ def folder_target(output: Path) -> Path:
         raise InputError(f"{output} is a file; this format writes a folder of files")
     output.mkdir(parents=True, exist_ok=True)
     return output
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` and move it into place only when the block succeeds.
-
-    A sink watching the folder then never picks up a half-written export.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def epoch_s(iso: str | None) -> int | None:

@@ -264,6 +264,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"  {serial:24} {verdict}")
     if out.message:
         terminalreporter.write_line(f"  {out.message}")
+    if out.safe_state:
+        terminalreporter.write_line(f"  safe state: {out.safe_state}")
 
 
 def exit_code_of(state: SessionState) -> int:

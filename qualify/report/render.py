@@ -15,6 +15,7 @@ import jinja2
 from markupsafe import Markup
 
 from qualify.errors import InputError
+from qualify.files import atomic_path
 from qualify.report import figures
 from qualify.resources import reports_dir
 from qualify.results import run_summary
@@ -400,6 +401,7 @@ def write_lot_report(db: str | Path, lot: str, output: Path) -> Path:
 
 
 def _write(html: str, output: Path) -> Path:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(html, encoding="utf-8")
+    # Written beside and renamed: a full disk leaves no half report that looks complete.
+    with atomic_path(output) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return output

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from qualify.errors import InputError
-from qualify.store.db import Store
+from qualify.store.db import Store, StoreWriteError, write_failure
 
 # Tables holding a run's rows, children before parents (foreign keys), with how to find them.
 _RUN_TABLES: tuple[tuple[str, str], ...] = (
@@ -101,47 +102,79 @@ def archive_runs(
 
     Each run is copied (replacing any copy a crashed earlier attempt left) and committed in the
     archive first, then deleted here: a crash in between leaves the run in both, never in none,
-    and running archive_runs again finishes the move.
+    and running archive_runs again finishes the move. `db` must exist and differ from
+    `archive_db`; the archive is created when missing. Returns the rows moved per table.
     """
+    cutoff = parse_before(before)
+    db, archive_db = Path(db), Path(archive_db)
+    if not db.is_file():
+        raise InputError(f"no database at {db}")
+    if archive_db.exists() and archive_db.resolve() == db.resolve():
+        raise InputError(f"the archive {archive_db} is the database itself; give another file")
     source = Store(db)
-    Store(archive_db).close()  # create or migrate the archive
-    moved: dict[str, int] = {"runs": 0}
     try:
+        Store(archive_db).close()  # create or migrate the archive
+        moved: dict[str, int] = {"runs": 0}
         conn = source.conn
-        conn.execute("ATTACH DATABASE ? AS arch", (str(Path(archive_db).resolve()),))
+        conn.execute("ATTACH DATABASE ? AS arch", (str(archive_db.resolve()),))
         try:
             runs = source.rows(
                 "SELECT id FROM runs WHERE started_at < ? AND status != 'running' ORDER BY started_at",
-                (before,),
+                (cutoff,),
             )
             for run in runs:
                 rid = run["id"]
-                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for table, where in _RUN_TABLES:
-                        conn.execute(f"DELETE FROM arch.{table} WHERE {where.format(db='arch.')}", (rid,))  # noqa: S608 - names from this module
-                    for table, where in reversed(_RUN_TABLES):
-                        cols = _shared_columns(conn, table)
-                        cur = conn.execute(
-                            f"INSERT INTO arch.{table} ({cols}) SELECT {cols} FROM main.{table} "  # noqa: S608 - names from this module
-                            f"WHERE {where.format(db='main.')}",
-                            (rid,),
-                        )
-                        moved[table] = moved.get(table, 0) + cur.rowcount
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                    with source.transaction():
+                        for table, where in _RUN_TABLES:
+                            conn.execute(f"DELETE FROM arch.{table} WHERE {where.format(db='arch.')}", (rid,))  # noqa: S608 - names from this module
+                        for table, where in reversed(_RUN_TABLES):
+                            cols = _shared_columns(conn, table)
+                            cur = conn.execute(
+                                f"INSERT INTO arch.{table} ({cols}) SELECT {cols} FROM main.{table} "  # noqa: S608 - names from this module
+                                f"WHERE {where.format(db='main.')}",
+                                (rid,),
+                            )
+                            moved[table] = moved.get(table, 0) + cur.rowcount
+                except StoreWriteError as exc:
+                    raise StoreWriteError(
+                        archive_db,
+                        f"{exc.reason}; {moved['runs']} run(s) were moved, the rest are still in {db}",
+                    ) from None
                 with source.transaction():
                     for table, where in _RUN_TABLES:
                         conn.execute(f"DELETE FROM main.{table} WHERE {where.format(db='main.')}", (rid,))  # noqa: S608 - names from this module
         finally:
             conn.execute("DETACH DATABASE arch")
         if vacuum:
-            conn.execute("VACUUM")
+            try:
+                conn.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                failure = write_failure(db, exc)
+                if failure is None:
+                    raise
+                raise StoreWriteError(
+                    db, f"{failure.reason}; the runs were moved, only VACUUM failed"
+                ) from None
     finally:
         source.close()
     return moved
+
+
+def parse_before(before: str) -> str:
+    """Return an ISO-8601 date or time as the UTC text `runs.started_at` compares against.
+
+    A date means its midnight UTC; a time without a zone is UTC.
+    """
+    try:
+        when = datetime.fromisoformat(before.strip())
+    except ValueError:
+        raise InputError(
+            f"--before {before!r}: give an ISO-8601 date or time, e.g. 2026-01-01 or 2026-01-01T12:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _shared_columns(conn: sqlite3.Connection, table: str) -> str:

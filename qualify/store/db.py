@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import resource
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from qualify.errors import HarnessError, InputError
+from qualify.files import file_error
 from qualify.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 STEP_COLUMNS = (
     "id",
@@ -34,6 +39,48 @@ STEP_COLUMNS = (
 MEASUREMENT_COLUMNS = ("step_id", "name", "value", "text", "unit", "low", "high", "verdict")
 TELEMETRY_COLUMNS = ("run_id", "dut_serial", "t", "name", "value", "unit")
 EVENT_COLUMNS = ("run_id", "t", "level", "source", "message")
+
+SQLITE_FULL = 13
+SQLITE_IOERR = 10
+LOW_SPACE_BYTES = 1 << 20
+"""Free space under which an I/O error writing the database is put down to a full file system."""
+
+
+class StoreWriteError(HarnessError):
+    """The results database could not be written: its file system is full, or a write failed.
+
+    Whatever was committed before stays intact (SQLite rolls the failed transaction back).
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"results database {path}: {reason}")
+
+
+def write_failure(path: Path, exc: sqlite3.Error) -> StoreWriteError | None:
+    """Return the StoreWriteError an SQLite error means (full, file-size limit, I/O), else None.
+
+    SQLite reports ENOSPC as SQLITE_FULL, but EFBIG (a file-size limit) and a failed growth of
+    the WAL index only as an I/O error; the free space and the limit tell which it was.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == SQLITE_FULL:
+        return StoreWriteError(path, f"the file system is full ({exc})")
+    if code is None or code & 0xFF != SQLITE_IOERR:
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        sizes = [p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()]
+        if sizes and max(sizes) + LOW_SPACE_BYTES >= limit:
+            return StoreWriteError(path, f"the file-size limit ({limit} bytes) is reached ({exc})")
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        stat = None
+    if stat is not None and stat.f_bavail * stat.f_frsize < LOW_SPACE_BYTES:
+        return StoreWriteError(path, f"the file system is full ({exc})")
+    return StoreWriteError(path, f"writing failed ({exc})")
 
 
 def utc_now() -> str:
@@ -79,7 +126,10 @@ class Store:
                 self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
                 self.conn.execute("PRAGMA query_only=ON")
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise file_error(self.path, exc, "create") from None
                 self.conn = sqlite3.connect(str(self.path), isolation_level=None)
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -90,7 +140,15 @@ class Store:
             elif not self._has_table("runs"):
                 raise InputError(f"{self.path} is not a qualify database (no runs table)")
         except sqlite3.DatabaseError as exc:
+            if hasattr(self, "conn"):
+                self.conn.close()
+            failure = None if readonly else write_failure(self.path, exc)
+            if failure is not None:
+                raise failure from None
             raise InputError(f"cannot open database {self.path}: {exc}") from None
+        except StoreWriteError:
+            self.conn.close()
+            raise
         self.conn.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -126,19 +184,39 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run a block in one IMMEDIATE transaction; roll back on error."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """Run a block in one IMMEDIATE transaction; roll back on error.
+
+        A write the file system refuses (full, file-size limit, I/O error) raises
+        StoreWriteError; everything committed before it stays.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise write_failure(self.path, exc) or exc from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                failure = write_failure(self.path, exc)
+                if failure is not None:
+                    raise failure from None
             raise
-        else:
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            failure = write_failure(self.path, exc)
+            raise failure or HarnessError(f"database {self.path}: commit failed: {exc}") from None
+
+    def _rollback(self) -> None:
+        # On a full disk or an I/O error SQLite may have rolled back already; a second
+        # ROLLBACK would then hide the real error behind "no transaction is active".
+        if self.conn.in_transaction:
             try:
-                self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
                 self.conn.execute("ROLLBACK")
-                raise HarnessError(f"database {self.path}: commit failed: {exc}") from None
+            except sqlite3.Error:
+                log.warning("rollback of %s failed", self.path, exc_info=True)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -154,23 +232,45 @@ class Store:
     def write_batch(self, batch: Batch, checkpoint: tuple[str, int, float, dict[str, Any]] | None) -> None:
         """Write a step's rows and the run's checkpoint atomically."""
         with self.transaction() as conn:
-            if batch.steps:
-                conn.executemany(_insert_sql("steps", STEP_COLUMNS), batch.steps)
-            if batch.measurements:
-                conn.executemany(_insert_sql("measurements", MEASUREMENT_COLUMNS), batch.measurements)
-            if batch.telemetry:
-                conn.executemany(_insert_sql("telemetry", TELEMETRY_COLUMNS), batch.telemetry)
-            if batch.events:
-                conn.executemany(_insert_sql("events", EVENT_COLUMNS), batch.events)
-            if checkpoint is not None:
-                run_id, seq, t, state = checkpoint
-                conn.execute(
-                    "INSERT INTO checkpoints (run_id, seq, t, state_json, saved_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
-                    "seq=excluded.seq, t=excluded.t, state_json=excluded.state_json, "
-                    "saved_at=excluded.saved_at",
-                    (run_id, seq, t, json.dumps(state, sort_keys=True), utc_now()),
-                )
+            self._write_batch(conn, batch, checkpoint)
+
+    def write_run_start(
+        self,
+        rows: Sequence[tuple[str, list[dict[str, Any]]]],
+        batch: Batch,
+        checkpoint: tuple[str, int, float, dict[str, Any]],
+    ) -> None:
+        """Write a new run's rows ((table, dict rows) pairs), first batch and checkpoint atomically."""
+        with self.transaction() as conn:
+            for table, dicts in rows:
+                if dicts:
+                    columns = tuple(dicts[0])
+                    conn.executemany(
+                        _insert_sql(table, columns), [tuple(r[c] for c in columns) for r in dicts]
+                    )
+            self._write_batch(conn, batch, checkpoint)
+
+    @staticmethod
+    def _write_batch(
+        conn: sqlite3.Connection, batch: Batch, checkpoint: tuple[str, int, float, dict[str, Any]] | None
+    ) -> None:
+        if batch.steps:
+            conn.executemany(_insert_sql("steps", STEP_COLUMNS), batch.steps)
+        if batch.measurements:
+            conn.executemany(_insert_sql("measurements", MEASUREMENT_COLUMNS), batch.measurements)
+        if batch.telemetry:
+            conn.executemany(_insert_sql("telemetry", TELEMETRY_COLUMNS), batch.telemetry)
+        if batch.events:
+            conn.executemany(_insert_sql("events", EVENT_COLUMNS), batch.events)
+        if checkpoint is not None:
+            run_id, seq, t, state = checkpoint
+            conn.execute(
+                "INSERT INTO checkpoints (run_id, seq, t, state_json, saved_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                "seq=excluded.seq, t=excluded.t, state_json=excluded.state_json, "
+                "saved_at=excluded.saved_at",
+                (run_id, seq, t, json.dumps(state, sort_keys=True), utc_now()),
+            )
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Set columns of a run row."""

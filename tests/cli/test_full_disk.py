@@ -1,0 +1,246 @@
+"""A full file system under the results database or a report: one clear error, exit 3, nothing lost.
+
+The file system really fills: a small tmpfs is mounted (tests run as root here and in CI) and a
+ballast file leaves only so much free; deleting the ballast gives the space back. Where mounting
+is not allowed (not root, or mount refused) the tests fall back to a file-size limit
+(RLIMIT_FSIZE in the child, SIGXFSZ ignored) so writes fail with EFBIG instead of ENOSPC, and
+say so in a warning. The `rlimit` cases run that fallback on purpose, so both paths are tested.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import REPO, SIM_LAB, query
+
+LONG = str(REPO / "tests" / "service" / "plans" / "long_ssd.yaml")  # 180 items
+QUICK = str(REPO / "tests" / "service" / "plans" / "quick_ssd.yaml")  # 12 items
+STEP_KEY = "SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id = ?"
+TMPFS_BYTES = 8 << 20
+RUN_FREE_BYTES = 2 << 20  # the whole long run needs ~5 MiB (a 4 MiB WAL, then the database)
+
+
+@dataclass
+class FullDisk:
+    """A folder whose free space the test controls, by a tmpfs and a ballast or a file-size limit."""
+
+    folder: Path
+    how: str  # "tmpfs" or "rlimit"
+    limit: int | None = None
+    ballast: Path | None = None
+
+    def fill(self, free_bytes: int) -> None:
+        """Leave about `free_bytes` for new writes."""
+        if self.how == "rlimit":
+            self.limit = free_bytes
+            return
+        st = os.statvfs(self.folder)
+        ballast_bytes = st.f_bavail * st.f_frsize - free_bytes
+        assert ballast_bytes > 0
+        self.ballast = self.folder / "ballast"
+        with self.ballast.open("ab") as fh:  # real blocks: a sparse file would take no space
+            chunk = b"\0" * (64 << 10)
+            while ballast_bytes > 0:
+                ballast_bytes -= fh.write(chunk[: min(len(chunk), ballast_bytes)])
+
+    def free(self) -> None:
+        """Give the space back."""
+        self.limit = None
+        if self.ballast is not None:
+            self.ballast.unlink()
+            self.ballast = None
+
+    def preexec(self) -> Callable[[], None] | None:
+        """Return what the child runs before exec: the file-size limit, when that is the means."""
+        limit = self.limit
+        if limit is None:
+            return None
+
+        def apply() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return apply
+
+
+@pytest.fixture(params=["tmpfs", "rlimit"])
+def full_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FullDisk]:
+    """A folder on a small tmpfs (or, where mounting is refused, one under a file-size limit)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if request.param == "rlimit":
+        yield FullDisk(folder, "rlimit")
+        return
+    reason = "not root" if os.geteuid() != 0 else None
+    if reason is None:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES // 1024}k", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if mounted.returncode != 0:
+            reason = f"mount failed: {mounted.stderr.strip()}"
+    if reason is not None:
+        warnings.warn(
+            f"cannot mount a tmpfs ({reason}): using a file-size limit (EFBIG) instead", stacklevel=1
+        )
+        yield FullDisk(folder, "rlimit")
+        return
+    try:
+        yield FullDisk(folder, "tmpfs")
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def qualify(disk: FullDisk, cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the qualify CLI as tests/cli/conftest.py's run_qualify does, under the disk's limit."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("QUALIFY_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "qualify", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=disk.preexec(),  # the limit applies to the child only
+    )
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def _steps_of_first_items(db: Path, run_id: str, n_items: int) -> list[tuple[Any, ...]]:
+    """Return the steps of a run's first n items (an item: one stage iteration's step, all DUTs)."""
+    rows = query(
+        db,
+        "SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id = ? ORDER BY seq",
+        (run_id,),
+    )
+    items: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[1:4] not in items:
+            items.append(row[1:4])
+    first = set(items[:n_items])
+    return sorted((r for r in rows if r[1:4] in first), key=str)
+
+
+def _run_id(db: Path) -> str:
+    return str(query(db, "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
+
+
+def test_full_disk_mid_run_stops_keeps_every_commit_and_resumes(tmp_path: Path, full_disk: FullDisk) -> None:
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    proc = qualify(full_disk, whole, "run", LONG, "--station", str(SIM_LAB), "--seed", "11")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    whole_db = whole / "qualify.db"
+    whole_id = _run_id(whole_db)
+    expected = sorted(query(whole_db, STEP_KEY, (whole_id,)), key=str)
+
+    db = full_disk.folder / "station.db"
+    full_disk.fill(RUN_FREE_BYTES)
+    proc = qualify(
+        full_disk, tmp_path, "run", LONG, "--station", str(SIM_LAB), "--seed", "11", "--db", str(db)
+    )
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr
+    line = _one_error_line(proc)
+    run_id = _run_id(db)
+    reason = "the file system is full" if full_disk.how == "tmpfs" else "the file-size limit"
+    assert line.startswith(f"error: results database {db}: {reason}"), line
+    assert line.endswith(f"free space and run 'qualify resume {run_id} --db {db}'"), line
+    found = re.search(r"results up to item (\d+) of 180 are kept", line)
+    assert found, line
+    kept_items = int(found.group(1))
+    assert 5 < kept_items < 150, f"the disk should fill part-way, it filled after item {kept_items}"
+    # The station went to its safe state although nothing more could be recorded.
+    assert "safe state: supplies off, chamber to ambient" in proc.stdout
+    assert not list(full_disk.folder.glob("*.html")), "no report on the full disk"
+
+    # Still full: resume refuses with the same clear message, and changes nothing.
+    if full_disk.how == "tmpfs":
+        proc = qualify(full_disk, tmp_path, "resume", run_id, "--db", str(db))
+        assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr
+        assert _one_error_line(proc).startswith(f"error: results database {db}: the file system is full")
+
+    full_disk.free()
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    # Every item committed before the failure is kept, and nothing of the failed one.
+    kept = sorted(query(db, STEP_KEY, (run_id,)), key=str)
+    assert kept == _steps_of_first_items(whole_db, whole_id, kept_items)
+    assert query(db, "SELECT seq FROM checkpoints WHERE run_id = ?", (run_id,)) == [(kept_items,)]
+
+    proc = qualify(full_disk, tmp_path, "resume", run_id[:8], "--db", str(db))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert sorted(query(db, STEP_KEY, (run_id,)), key=str) == expected
+    assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("completed",)]
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    print(f"{full_disk.how}: the database filled after item {kept_items} of 180; resumed to the end")
+
+
+def test_run_on_an_already_full_disk_exits_3_with_one_line(tmp_path: Path, full_disk: FullDisk) -> None:
+    db = full_disk.folder / "station.db"
+    full_disk.fill(16 << 10)
+    proc = qualify(full_disk, tmp_path, "run", QUICK, "--station", str(SIM_LAB), "--db", str(db))
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr
+    line = _one_error_line(proc)
+    assert line.startswith(f"error: results database {db}: "), line
+    assert "full" in line or "file-size limit" in line, line
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Return a database on an ordinary file system holding one completed run, and its id."""
+    source = tmp_path_factory.mktemp("source")
+    proc = qualify(FullDisk(source, "rlimit"), source, "run", LONG, "--station", str(SIM_LAB))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    db = source / "qualify.db"
+    return db, _run_id(db)
+
+
+@pytest.mark.parametrize(
+    ("command", "target"),
+    [
+        (("report", "{run}", "-o", "{out}/run.html"), "run.html"),
+        (("export", "{run}", "--format", "json", "--telemetry", "-o", "{out}/run.json"), "run.json"),
+        (("export", "{run}", "--format", "junit", "-o", "{out}/run.xml"), "run.xml"),
+        (("export", "{run}", "--format", "csv", "-o", "{out}/tables"), "tables/measurements.csv"),
+    ],
+)
+def test_report_and_export_to_a_full_disk_leave_no_partial_file(
+    full_disk: FullDisk, finished_run: tuple[Path, str], command: tuple[str, ...], target: str
+) -> None:
+    db, run_id = finished_run
+    # Each output is larger than this; under a file-size limit, reading the WAL database
+    # itself needs its 32 KiB -shm file, hence not less.
+    full_disk.fill(64 << 10)
+    args = [a.format(run=run_id, out=full_disk.folder) for a in command]
+    proc = qualify(full_disk, db.parent, *args, "--db", str(db))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    line = _one_error_line(proc)
+    reason = "the file system is full" if full_disk.how == "tmpfs" else "the file-size limit is reached"
+    assert line.startswith(f"error: cannot write {full_disk.folder / target}: {reason}"), line
+    assert line.endswith("; nothing was written"), line
+    left = [p.name for p in full_disk.folder.rglob("*") if p.is_file() and p.name != "ballast"]
+    assert left == [], f"partial output left behind: {left}"
+
+    full_disk.free()
+    proc = qualify(full_disk, db.parent, *args, "--db", str(db))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (full_disk.folder / target).stat().st_size > 64 << 10
