@@ -166,7 +166,8 @@ def live_station_db(folder: Path) -> tuple[Path, str]:
 class ServiceProcesses:
     """Start station services as processes (SIM_LAB unless `station`); close() kills any still running.
 
-    Keyword arguments go to serve_station (`clock_start` as an ISO-8601 string).
+    Keyword arguments go to serve_station (`clock_start` as an ISO-8601 string); no status page
+    unless `http_port` is given.
     """
 
     def __init__(self) -> None:
@@ -181,7 +182,8 @@ class ServiceProcesses:
             "import json, sys; from datetime import datetime; from qualify.service.serve import serve_station; "
             "kw = json.loads(sys.argv[4]); "
             "kw['clock_start'] = datetime.fromisoformat(kw['clock_start']) if 'clock_start' in kw else None; "
-            "serve_station(sys.argv[1], sys.argv[2], sys.argv[3], http_port=None, **kw)"
+            "kw.setdefault('http_port', None); "
+            "serve_station(sys.argv[1], sys.argv[2], sys.argv[3], **kw)"
         )
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
