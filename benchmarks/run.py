@@ -1,6 +1,6 @@
 """Run every benchmark figure once on this machine and print ours, the anchor's and the ratio.
 
-    python benchmarks/run.py [--only NAME ...] [--size-mb 1024] [--memtester-mb 128] [--quick]
+    python benchmarks/run.py [--only NAME ...] [--size-mb 1024] [--memtester-mb 1024] [--quick]
 
 Each figure module measures ours and its anchor in this one run, on the same data; the final
 table gives both, the ratio (how many times better ours is: >1 is better) and the issue's
@@ -72,7 +72,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="figures to run (default all)")
     parser.add_argument("--size-mb", type=int, default=1024, help="memory and file size (MiB)")
-    parser.add_argument("--memtester-mb", type=int, default=128, help="memtester's own size, scaled")
+    parser.add_argument(
+        "--memtester-mb", type=int, default=1024, help="memtester's own size (scaled if not --size-mb)"
+    )
     parser.add_argument("--duts", type=int, default=100, help="simulated SSDs for the JESD218 plan")
     parser.add_argument("--quick", action="store_true", help="256 MiB sizes, 64 MiB memtester")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import mmap
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TypeVar
 
 from drivers.integrity.pattern import CHECKS, Check, Finding, default_threads, generate_into, verify
 
+A = TypeVar("A")
 T = TypeVar("T")
 
 # O_DIRECT needs offsets and lengths in whole logical blocks; 4 KiB is safe on every device.
@@ -26,6 +28,9 @@ DIRECT_ALIGN_BYTES = 4096
 # One read or write per chunk and worker: large enough for a device's queue, small enough that
 # a chunk read into memory is still in the cache when it is checked.
 DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
+# check="crc" does little work per byte, so numpy's per-call cost counts: read in larger chunks
+# (two workers' chunks still fit a 32 MiB L3).
+CRC_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def _aligned(offset_bytes: int, length: int) -> bool:
@@ -122,12 +127,12 @@ def _runs(chunks: list[tuple[int, int]], threads: int | None) -> list[list[tuple
     return [chunks[i : i + per] for i in range(0, len(chunks), per)]
 
 
-def _in_workers(runs: list[list[tuple[int, int]]], work: Callable[[list[tuple[int, int]]], T]) -> list[T]:
-    """Return work(run) for every run, the runs on their own threads when there are several."""
-    if len(runs) == 1:
-        return [work(runs[0])]
-    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="blockio") as pool:
-        return list(pool.map(work, runs))
+def _in_workers(items: list[A], work: Callable[[A], T]) -> list[T]:
+    """Return work(item) for every item, each on its own thread when there are several."""
+    if len(items) == 1:
+        return [work(items[0])]
+    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="blockio") as pool:
+        return list(pool.map(work, items))
 
 
 def write_pattern(
@@ -179,27 +184,43 @@ def verify_pattern(
     block_bytes: int,
     *,
     direct: bool = True,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int | None = None,
     check: Check = "full",
     threads: int | None = None,
 ) -> list[Finding]:
     """Read LBAs `lba_start` .. +count back and return every block that is not as written.
 
-    Each worker thread reads its own run of chunks into one reused page-aligned buffer and
-    verifies it there (`check` as in `pattern.verify`), so reading one chunk overlaps checking
-    another; findings come back in LBA order.
+    Worker threads take the chunks (`chunk_bytes`, by default 2 MiB, 4 MiB with check="crc")
+    in turn, each reading into one reused page-aligned buffer and verifying there (`check` as in
+    `pattern.verify`), so reading one chunk overlaps checking another; findings come back in
+    LBA order.
     """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {', '.join(CHECKS)} (got {check!r})")
+    if chunk_bytes is None:
+        chunk_bytes = CRC_CHUNK_BYTES if check == "crc" else DEFAULT_CHUNK_BYTES
     direct = direct and block_bytes % DIRECT_ALIGN_BYTES == 0
     chunks = list(_chunks(lba_start, count, block_bytes, chunk_bytes))
+    if not chunks:
+        return []
+    workers = min(len(chunks), default_threads() if threads is None else max(1, threads))
+    longest = max(n for _, n in chunks) * block_bytes
+    # Workers take the next chunk when they are free, not a fixed share: on a shared host a
+    # worker whose core is busy with other work then holds the others up by one chunk at most.
+    pending = iter(chunks)
+    pending_lock = threading.Lock()
+
+    def next_chunk() -> tuple[int, int] | None:
+        with pending_lock:
+            return next(pending, None)
+
     with open_target(path, write=False, direct=direct) as (fd, is_direct):
 
-        def work(run: list[tuple[int, int]]) -> list[Finding]:
-            findings: list[Finding] = []
-            longest = max(n for _, n in run) * block_bytes
+        def work(_: int) -> list[tuple[int, list[Finding]]]:
+            done: list[tuple[int, list[Finding]]] = []
             with mmap.mmap(-1, longest) as buf:
-                for first, n in run:
+                while (chunk := next_chunk()) is not None:
+                    first, n = chunk
                     length = n * block_bytes
                     view = memoryview(buf)[:length]
                     if not is_direct and hasattr(os, "posix_fadvise"):
@@ -208,8 +229,11 @@ def verify_pattern(
                     got = _full_pread(fd, view, first * block_bytes)
                     if got < length:
                         view[got:] = bytes(length - got)  # past the end: reads as never written
-                    findings += verify(view, first, generation, seed, block_bytes, check=check, threads=1)
+                    done.append(
+                        (first, verify(view, first, generation, seed, block_bytes, check=check, threads=1))
+                    )
                     view.release()
-            return findings
+            return done
 
-        return [f for part in _in_workers(_runs(chunks, threads), work) for f in part]
+        parts = sorted(part for done in _in_workers(list(range(workers)), work) for part in done)
+    return [f for _, findings in parts for f in findings]
