@@ -165,6 +165,7 @@ class Engine:
         self.retries: list[str] = []
         self._reader: sqlite3.Connection | None = None
         self.aborted: str | None = None
+        self.closed = False
         self.store_failure: str | None = None  # why the database refused a write, with what to do
         self.progress: Callable[[str], None] = lambda line: None
         self._wall_start = time.monotonic()
@@ -1084,6 +1085,7 @@ class Engine:
 
     def close(self) -> None:
         """Release the station and the database."""
+        self.closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._reader is not None:
             self._reader.close()

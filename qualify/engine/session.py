@@ -45,9 +45,17 @@ def _drive(engine: Engine, pytest_args: list[str], echo: Callable[[str], None]) 
         str(plan_path),
     ]
     try:
-        pytest_code = pytest.main(args, plugins=[holder])
+        try:
+            pytest_code = pytest.main(args, plugins=[holder])
+        except Exception as exc:
+            if holder.state.outcome is None:
+                raise
+            # pytest failed after the run was closed (seen: its interrupt handling, rendering a
+            # traceback through a frame with no line number); the run's outcome stands.
+            echo(f"warning: pytest failed after the run ended: {type(exc).__name__}: {exc}")
+            pytest_code = pytest.ExitCode.INTERNAL_ERROR
     finally:
-        if holder.state.outcome is None and holder.state.error is None:
+        if holder.state.outcome is None and holder.state.error is None and not engine.closed:
             # pytest ended before its session finished (bad pytest arguments): close the run.
             engine.abort("pytest did not run the plan (see its message above)")
             holder.state.outcome = engine.finish()

@@ -140,23 +140,31 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                 reporter.write_line(line)
 
     items = session.items
-    for i, item in enumerate(items):
-        if isinstance(item, StepItem):
-            if not engine.should_run(item.ref):
-                continue
-        elif item.nodeid in engine.done_tests:
-            continue  # recorded before the run was interrupted
-        if isinstance(item, StepItem):
-            current = (item.ref.stage, item.ref.iteration)
-            engine.progress = progress if current != last_stage else (lambda line: None)
-            last_stage = current
-        nextitem = items[i + 1] if i + 1 < len(items) else None
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-        if engine.aborted:
-            break
-        if session.shouldfail or session.shouldstop:
-            state.stopped = str(session.shouldfail or session.shouldstop)
-            break
+    try:
+        for i, item in enumerate(items):
+            if isinstance(item, StepItem):
+                if not engine.should_run(item.ref):
+                    continue
+            elif item.nodeid in engine.done_tests:
+                continue  # recorded before the run was interrupted
+            if isinstance(item, StepItem):
+                current = (item.ref.stage, item.ref.iteration)
+                engine.progress = progress if current != last_stage else (lambda line: None)
+                last_stage = current
+            nextitem = items[i + 1] if i + 1 < len(items) else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if engine.aborted:
+                break
+            if session.shouldfail or session.shouldstop:
+                state.stopped = str(session.shouldfail or session.shouldstop)
+                break
+    except BaseException as exc:
+        # Record the interrupt here, not from pytest's exit status: pytest's own interrupt
+        # handling can fail (rendering a traceback through a frame with no line number) and
+        # then finishes the session with status 0, which would close the run as completed.
+        interrupt = isinstance(exc, KeyboardInterrupt)
+        engine.abort("interrupted (Ctrl-C or SIGTERM)" if interrupt else f"{type(exc).__name__}: {exc}")
+        raise
     return True
 
 

@@ -189,6 +189,9 @@ class Store:
         A write the file system refuses (full, file-size limit, I/O error) raises
         StoreWriteError; everything committed before it stays.
         """
+        # A signal's KeyboardInterrupt lands between bytecodes, so it can leave an earlier
+        # transaction open (after its BEGIN, before its COMMIT): none of it was committed.
+        self._rollback()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -208,6 +211,9 @@ class Store:
             self._rollback()
             failure = write_failure(self.path, exc)
             raise failure or HarnessError(f"database {self.path}: commit failed: {exc}") from None
+        except BaseException:
+            self._rollback()
+            raise
 
     def _rollback(self) -> None:
         # On a full disk or an I/O error SQLite may have rolled back already; a second

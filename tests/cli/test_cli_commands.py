@@ -102,17 +102,12 @@ def test_report_escapes_device_strings(finished_run: tuple[Path, str], tmp_path:
     assert "ana" in html and "LOT-A" in html
 
 
-def test_sigterm_aborts_with_safe_state(tmp_path: Path) -> None:
-    proc = run_qualify(
-        tmp_path,
-        "run",
-        SMOKE,
-        "--sim",
-        "--",
-        "-p",
-        "tests.support.killer",
-        env={"QUALIFY_TERM_BEFORE_ITEM": "6"},
-    )
+@pytest.mark.parametrize("pytest_breaks", [False, True], ids=["clean", "pytest-interrupt-handling-fails"])
+def test_sigterm_aborts_with_safe_state(tmp_path: Path, pytest_breaks: bool) -> None:
+    env = {"QUALIFY_TERM_BEFORE_ITEM": "6"}
+    if pytest_breaks:  # pytest then ends the session with status 0: the run must still be aborted
+        env["QUALIFY_BREAK_INTERRUPT_HOOK"] = "1"
+    proc = run_qualify(tmp_path, "run", SMOKE, "--sim", "--", "-p", "tests.support.killer", env=env)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     db = tmp_path / "qualify.db"
     assert query(db, "SELECT status, message FROM runs")[0] == ("aborted", "interrupted (Ctrl-C or SIGTERM)")

@@ -84,12 +84,13 @@ def _serve_to_the_end(start: ServiceProcesses, db: Path, queue: Path) -> str:
     return out
 
 
+def _run_of(db: Path, job_id: str) -> str:
+    (job,) = rows(db, "SELECT run_id FROM station_jobs WHERE id = ?", (job_id,))
+    return str(job["run_id"])
+
+
 def _steps(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    for job_id in JOBS:
-        (job,) = rows(db, "SELECT run_id FROM station_jobs WHERE id = ?", (job_id,))
-        out[job_id] = steps_of(db, job["run_id"])
-    return out
+    return {job_id: steps_of(db, _run_of(db, job_id)) for job_id in JOBS}
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,16 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[
     per_dut = {job: sum(1 for s in steps[job] if s[0]) for job in JOBS}
     assert per_dut == {JOBS[0]: 64 * (1 + 30 * 3), JOBS[1]: 32 * (1 + 30 * 3)}  # every slot, every step
     assert all(s[4] == "pass" for run in steps.values() for s in run)
+    # Telemetry of all 96 DUTs kept the plans' 60 s interval (virtual time), none skipped.
+    for run_id, duts in ((_run_of(db, JOBS[0]), 64), (_run_of(db, JOBS[1]), 32)):
+        gaps = rows(
+            db,
+            "SELECT COUNT(DISTINCT dut_serial) AS duts, MIN(gap) AS lo, MAX(gap) AS hi FROM (SELECT dut_serial, "
+            "t - LAG(t) OVER (PARTITION BY dut_serial ORDER BY t) AS gap FROM telemetry "
+            "WHERE run_id = ? AND name = 'supply_v') WHERE gap IS NOT NULL",
+            (run_id,),
+        )
+        assert gaps == [{"duts": duts, "lo": 60.0, "hi": 60.0}]
     return steps
 
 

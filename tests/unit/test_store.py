@@ -81,6 +81,24 @@ def test_batch_and_checkpoint_commit_together_or_not_at_all(tmp_path: Path) -> N
     assert store.checkpoint("r1") == {"next_index": 1}
 
 
+def test_a_transaction_left_open_by_an_interrupt_is_dropped_not_committed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    store.insert_rows("runs", [RUN])
+    # A KeyboardInterrupt from a signal can land after BEGIN and before COMMIT: the rows
+    # written in between were never committed, and the next transaction must still work.
+    store.conn.execute("BEGIN IMMEDIATE")
+    store.conn.execute(
+        "INSERT INTO events (run_id, t, level, source, message) VALUES ('r1', 0, 'info', 'x', 'lost')"
+    )
+    step = ("s1", "r1", "D1", "st", "n", 1, "pass", 0.0, 1.0, "a", "b", None, "x", 1)
+    store.write_batch(Batch(steps=[step]), ("r1", 1, 1.0, {"next_index": 1}))
+    store.close()
+    again = Store(tmp_path / "q.db")
+    assert [r["id"] for r in again.rows("SELECT id FROM steps")] == ["s1"]
+    assert again.rows("SELECT * FROM events") == []
+    assert again.checkpoint("r1") == {"next_index": 1}
+
+
 def test_run_prefix_lookup_and_readonly(tmp_path: Path) -> None:
     store = Store(tmp_path / "q.db")
     store.insert_rows("runs", [RUN, {**RUN, "id": "r2"}])
