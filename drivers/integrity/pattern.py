@@ -420,17 +420,23 @@ def _bad_small(
     return bad
 
 
-def _bad_rows(
-    actual: Words, lba_first: int, generation: int, seed: int, block_bytes: int, check: Check
-) -> npt.NDArray[np.intp]:
-    """Return the rows of one cache-sized chunk that differ from the expected blocks."""
-    count = actual.shape[0]
+def _expected_headers(count: int, lba_first: int, generation: int, seed: int, block_bytes: int) -> Words:
+    """Return the headers blocks lba_first.. should carry, their crc field zero (thread scratch)."""
     expected = _scratch.get("header", count, HEADER_WORDS)
     expected[:, 0] = MAGIC
     expected[:, 1] = _header_word1(block_bytes)
     expected[:, 2] = np.arange(lba_first, lba_first + count, dtype=np.uint64)
     expected[:, 3] = generation
     expected[:, 4] = seed
+    return expected
+
+
+def _bad_rows(
+    actual: Words, lba_first: int, generation: int, seed: int, block_bytes: int, check: Check
+) -> npt.NDArray[np.intp]:
+    """Return the rows of one cache-sized chunk that differ from the expected blocks."""
+    count = actual.shape[0]
+    expected = _expected_headers(count, lba_first, generation, seed, block_bytes)
     # The stored crc must match the block as read; the rest of the header must be as written.
     crcs = np.array(_block_crcs(actual, block_bytes), dtype=np.uint64)
     expected[:, 0] |= crcs << _S32
@@ -458,12 +464,7 @@ def _bad_rows_crc(
     halves = header.view("<u4")  # column 0 is the magic, column 1 the stored crc
     stored = halves[:, 1].copy()
     halves[:, 1] = 0
-    expected = _scratch.get("header", count, HEADER_WORDS)
-    expected[:, 0] = MAGIC
-    expected[:, 1] = _header_word1(block_bytes)
-    expected[:, 2] = np.arange(lba_first, lba_first + count, dtype=np.uint64)
-    expected[:, 3] = generation
-    expected[:, 4] = seed
+    expected = _expected_headers(count, lba_first, generation, seed, block_bytes)
     same = header == expected
     bad = np.zeros(count, dtype=bool) if same.all() else ~same.all(axis=1)
     plan = run_plan(MAGIC.to_bytes(4, "little"), block_bytes, _crc_run_rows(block_bytes))

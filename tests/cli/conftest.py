@@ -18,7 +18,11 @@ SIM_LAB = REPO / "fixtures" / "stations" / "sim-lab.yaml"
 
 
 def run_qualify(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the qualify CLI in a subprocess and return the completed process."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
@@ -30,6 +34,7 @@ def run_qualify(
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=preexec_fn,
     )
 
 

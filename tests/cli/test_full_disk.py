@@ -14,7 +14,6 @@ import re
 import resource
 import signal
 import subprocess
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import REPO, SIM_LAB, query
+from tests.cli.conftest import REPO, SIM_LAB, query, run_qualify
 
 LONG = str(REPO / "tests" / "service" / "plans" / "long_ssd.yaml")  # 180 items
 QUICK = str(REPO / "tests" / "service" / "plans" / "quick_ssd.yaml")  # 12 items
@@ -105,17 +104,9 @@ def full_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FullDi
 
 
 def qualify(disk: FullDisk, cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run the qualify CLI as tests/cli/conftest.py's run_qualify does, under the disk's limit."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("QUALIFY_DB", None)
-    return subprocess.run(
-        [sys.executable, "-m", "qualify", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=disk.preexec(),  # the limit applies to the child only
+    """Run the qualify CLI as run_qualify does, under the disk's limit (the child's only)."""
+    return run_qualify(
+        cwd, *args, env={"PYTHONDONTWRITEBYTECODE": "1"}, timeout=timeout, preexec_fn=disk.preexec()
     )
 
 
