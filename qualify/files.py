@@ -10,13 +10,23 @@ from pathlib import Path
 
 from qualify.errors import HarnessError, InputError, QualifyError
 
+FILE_SYSTEM_FULL = "the file system is full"
 _NO_SPACE = {
-    errno.ENOSPC: "the file system is full",
+    errno.ENOSPC: FILE_SYSTEM_FULL,
     errno.EDQUOT: "the disk quota is exhausted",
     errno.EFBIG: "the file-size limit is reached",
 }
 # Errors of the path the user gave (exit 2) rather than of the machine (exit 3).
 _BAD_PATH = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+def free_bytes(path: Path) -> int | None:
+    """Return the bytes an unprivileged writer may still use on `path`'s file system (None if unknown)."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
 
 
 def file_error(path: Path, exc: OSError, doing: str = "write") -> QualifyError:

@@ -106,6 +106,7 @@ class ServiceSettings(_Strict):
     checkpoint_every_s: float = Field(default=300.0, gt=0)
     stop_timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    min_free_mb: float = Field(default=64.0, ge=0)  # below this, no run starts or resumes
     retention: Retention | None = None
     sync: SyncSettings | None = None
 

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from qualify.engine.items import plan_items
 from qualify.errors import HarnessError, InputError, QualifyError
+from qualify.files import FILE_SYSTEM_FULL, free_bytes
 from qualify.plans.library import find_plan
 from qualify.plans.loader import load_any_plan
 from qualify.report.render import safe_filename
@@ -94,6 +95,7 @@ class _Housekeeping:
     last_sync: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
     sync_thread: threading.Thread | None = None
+    low_disk: bool = False
 
 
 class StationService:
@@ -193,6 +195,7 @@ class StationService:
     def tick(self) -> None:
         """Reap children, take new work, start what fits, and keep the house."""
         self._reap()
+        self._resume_interrupted()
         self._reload_queue()
         self._fire_schedules()
         self._start_waiting()
@@ -463,8 +466,35 @@ class StationService:
             out |= child.claims
         return frozenset(out)
 
-    def _start_waiting(self) -> None:
+    def _room(self) -> bool:
+        """Return whether the database's file system has `min_free_mb` free; say so when that changes."""
+        free = free_bytes(self.db_path.parent)
+        need = self.settings.min_free_mb * 2**20
+        low = free is not None and free < need
+        if low != self.house.low_disk:
+            self.house.low_disk = low
+            free_mb = (free or 0) / 2**20
+            self.house.info["disk"] = {"free_mb": round(free_mb, 1), "paused": low, "at": utc_now()}
+            if low:
+                self.echo(
+                    f"station {self.name}: paused: {free_mb:.1f} MiB free for {self.db_path}, below "
+                    f"min_free_mb {self.settings.min_free_mb:g}; no run starts or resumes until there is room"
+                )
+            else:
+                self.echo(f"station {self.name}: {free_mb:.1f} MiB free for {self.db_path}: runs go on")
+        return not low
+
+    def _resume_interrupted(self) -> None:
+        """Resume the runs a full file system stopped, once it has room again."""
         if self.stop_event.is_set():
+            return
+        waiting = [j for j in self._job_rows("interrupted") if j["id"] not in self.children and j["run_id"]]
+        if waiting and self._room():
+            for job in waiting:
+                self._resume(job, job["run_id"])
+
+    def _start_waiting(self) -> None:
+        if self.stop_event.is_set() or not self._room():
             return
         waiting = self._job_rows("waiting")
         if not waiting:
@@ -590,8 +620,14 @@ class StationService:
             if code is None:
                 continue
             del self.children[job_id]
+            try:
+                self._ended(job_id, child, code)
+            except BaseException:
+                # The end is not recorded (a full disk refuses the write): keep the child, so
+                # the next tick records it instead of leaving its job 'running' for good.
+                self.children.setdefault(job_id, child)
+                raise
             child.log.close()
-            self._ended(job_id, child, code)
 
     def _ended(self, job_id: str, child: _Child, code: int) -> None:
         run_id = child.run_id or self._find_run(job_id)
@@ -602,6 +638,19 @@ class StationService:
         if self.stop_event.is_set() and status in ("running", "aborted"):
             state, message = "interrupted", "stopped with the service; resumes at its next start"
             self.summary.interrupted += 1
+        elif (
+            run_id is not None
+            and code != 0
+            and status in ("running", "aborted")
+            and ((message is not None and FILE_SYSTEM_FULL in message) or not self._room())
+        ):
+            # Not the run's fault, and nothing of it is lost: it goes on once there is room. (Its
+            # log is on the same file system, so its last words may be missing: ask the disk too.)
+            state = "interrupted"
+            message = (
+                f"{message or 'the file system of the results database is full'}; "
+                f"resumes when {self.settings.min_free_mb:g} MiB are free"
+            )
         elif code < 0 or (status == "running"):
             # Killed (a signal) or died without closing its run: resume it, a few times at most.
             if run_id is not None and int(job["attempts"]) < self.settings.max_attempts:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qualify.errors import HarnessError, InputError
-from qualify.files import file_error
+from qualify.files import FILE_SYSTEM_FULL, file_error, free_bytes
 from qualify.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def write_failure(path: Path, exc: sqlite3.Error) -> StoreWriteError | None:
     """
     code = getattr(exc, "sqlite_errorcode", None)
     if code == SQLITE_FULL:
-        return StoreWriteError(path, f"the file system is full ({exc})")
+        return StoreWriteError(path, f"{FILE_SYSTEM_FULL} ({exc})")
     if code is None or code & 0xFF != SQLITE_IOERR:
         return None
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
@@ -74,12 +74,9 @@ def write_failure(path: Path, exc: sqlite3.Error) -> StoreWriteError | None:
         sizes = [p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()]
         if sizes and max(sizes) + LOW_SPACE_BYTES >= limit:
             return StoreWriteError(path, f"the file-size limit ({limit} bytes) is reached ({exc})")
-    try:
-        stat = os.statvfs(path.parent)
-    except OSError:
-        stat = None
-    if stat is not None and stat.f_bavail * stat.f_frsize < LOW_SPACE_BYTES:
-        return StoreWriteError(path, f"the file system is full ({exc})")
+    free = free_bytes(path.parent)
+    if free is not None and free < LOW_SPACE_BYTES:
+        return StoreWriteError(path, f"{FILE_SYSTEM_FULL} ({exc})")
     return StoreWriteError(path, f"writing failed ({exc})")
 
 

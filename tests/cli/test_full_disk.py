@@ -9,69 +9,23 @@ say so in a warning. The `rlimit` cases run that fallback on purpose, so both pa
 
 from __future__ import annotations
 
-import os
 import re
-import resource
-import signal
 import subprocess
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import REPO, SIM_LAB, query, run_qualify
+from tests.support.disk import FullDisk, small_tmpfs
 
 LONG = str(REPO / "tests" / "service" / "plans" / "long_ssd.yaml")  # 180 items
 QUICK = str(REPO / "tests" / "service" / "plans" / "quick_ssd.yaml")  # 12 items
 STEP_KEY = "SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id = ?"
 TMPFS_BYTES = 8 << 20
 RUN_FREE_BYTES = 2 << 20  # the whole long run needs ~5 MiB (a 4 MiB WAL, then the database)
-
-
-@dataclass
-class FullDisk:
-    """A folder whose free space the test controls, by a tmpfs and a ballast or a file-size limit."""
-
-    folder: Path
-    how: str  # "tmpfs" or "rlimit"
-    limit: int | None = None
-    ballast: Path | None = None
-
-    def fill(self, free_bytes: int) -> None:
-        """Leave about `free_bytes` for new writes."""
-        if self.how == "rlimit":
-            self.limit = free_bytes
-            return
-        st = os.statvfs(self.folder)
-        ballast_bytes = st.f_bavail * st.f_frsize - free_bytes
-        assert ballast_bytes > 0
-        self.ballast = self.folder / "ballast"
-        with self.ballast.open("ab") as fh:  # real blocks: a sparse file would take no space
-            chunk = b"\0" * (64 << 10)
-            while ballast_bytes > 0:
-                ballast_bytes -= fh.write(chunk[: min(len(chunk), ballast_bytes)])
-
-    def free(self) -> None:
-        """Give the space back."""
-        self.limit = None
-        if self.ballast is not None:
-            self.ballast.unlink()
-            self.ballast = None
-
-    def preexec(self) -> Callable[[], None] | None:
-        """Return what the child runs before exec: the file-size limit, when that is the means."""
-        limit = self.limit
-        if limit is None:
-            return None
-
-        def apply() -> None:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-        return apply
 
 
 @pytest.fixture(params=["tmpfs", "rlimit"])
@@ -82,25 +36,12 @@ def full_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FullDi
     if request.param == "rlimit":
         yield FullDisk(folder, "rlimit")
         return
-    reason = "not root" if os.geteuid() != 0 else None
-    if reason is None:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES // 1024}k", "tmpfs", str(folder)],
-            capture_output=True,
-            text=True,
-        )
-        if mounted.returncode != 0:
-            reason = f"mount failed: {mounted.stderr.strip()}"
-    if reason is not None:
-        warnings.warn(
-            f"cannot mount a tmpfs ({reason}): using a file-size limit (EFBIG) instead", stacklevel=1
-        )
-        yield FullDisk(folder, "rlimit")
-        return
-    try:
-        yield FullDisk(folder, "tmpfs")
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+    with small_tmpfs(folder, TMPFS_BYTES) as reason:
+        if reason is not None:
+            warnings.warn(
+                f"cannot mount a tmpfs ({reason}): using a file-size limit (EFBIG) instead", stacklevel=1
+            )
+        yield FullDisk(folder, "rlimit" if reason else "tmpfs")
 
 
 def qualify(disk: FullDisk, cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -206,3 +206,19 @@ def service_process() -> Iterator[ServiceProcesses]:
     starter = ServiceProcesses()
     yield starter
     starter.close()
+
+
+@pytest.fixture(scope="session")
+def long_reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, ...]]:
+    """Return the steps of long_ssd on QSIM0002-3, seed 7, lot L, uninterrupted, through `qualify run`."""
+    from tests.cli.conftest import SIM_LAB, run_qualify
+
+    folder = tmp_path_factory.mktemp("reference")
+    db = folder / "ref.db"
+    proc = run_qualify(
+        folder, "run", str(PLANS / "long_ssd.yaml"), "--station", str(SIM_LAB), "--db", str(db), "--lot", "L",
+        "--dut", "QSIM0002", "--dut", "QSIM0003", "--seed", "7",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = rows(db, "SELECT id FROM runs")
+    return steps_of(db, run["id"])

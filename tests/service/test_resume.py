@@ -12,31 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from qualify.service.status import station_status
-from tests.cli.conftest import SIM_LAB, run_qualify
-from tests.service.conftest import PLANS, Served, ServiceProcesses, rows, steps_of, wait_for, write_queue
+from tests.cli.conftest import SIM_LAB
+from tests.service.conftest import Served, ServiceProcesses, rows, steps_of, wait_for, write_queue
 
 QUEUE = """
 service: {poll_s: 0.05, stop_timeout_s: 60}
 runs:
   - {id: long, plan: "{plans}/long_ssd.yaml", lot: L, duts: [QSIM0002, QSIM0003], seed: 7}
 """
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, ...]]:
-    """The steps of the same run, uninterrupted, through `qualify run`."""
-    folder = tmp_path_factory.mktemp("reference")
-    db = folder / "ref.db"
-    proc = run_qualify(
-        folder, "run", str(PLANS / "long_ssd.yaml"), "--station", str(SIM_LAB), "--db", str(db), "--lot", "L",
-        "--dut", "QSIM0002", "--dut", "QSIM0003", "--seed", "7",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (run,) = rows(db, "SELECT id FROM runs")
-    return steps_of(db, run["id"])
 
 
 def job(db: Path) -> dict[str, Any]:
@@ -64,7 +48,7 @@ def finished(db: Path, reference: list[tuple[Any, ...]]) -> dict[str, Any]:
 
 
 def test_killed_run_is_resumed_by_the_service(
-    tmp_path: Path, serve: Callable[..., Served], reference: list[tuple[Any, ...]]
+    tmp_path: Path, serve: Callable[..., Served], long_reference: list[tuple[Any, ...]]
 ) -> None:
     db = tmp_path / "station.db"
     served = serve(SIM_LAB, write_queue(tmp_path / "queue.yaml", QUEUE), db, http_port=None)
@@ -76,7 +60,7 @@ def test_killed_run_is_resumed_by_the_service(
     os.kill(int(job(db)["pid"]), signal.SIGKILL)  # the run's process dies mid-item
     wait_for("the run to finish", lambda: job(db).get("state") == "finished")
     served.end()
-    j = finished(db, reference)
+    j = finished(db, long_reference)
     assert j["attempts"] == 2
     assert any("crashed" in line for line in served.lines) and any(
         "resumed run" in line for line in served.lines
@@ -87,7 +71,7 @@ def test_killed_then_stopped_service_resumes_its_run(
     tmp_path: Path,
     serve: Callable[..., Served],
     service_process: ServiceProcesses,
-    reference: list[tuple[Any, ...]],
+    long_reference: list[tuple[Any, ...]],
 ) -> None:
     db = tmp_path / "station.db"
     queue = write_queue(tmp_path / "queue.yaml", QUEUE)
@@ -117,4 +101,4 @@ def test_killed_then_stopped_service_resumes_its_run(
     served = serve(SIM_LAB, queue, db, http_port=None)
     wait_for("the run to finish", lambda: job(db).get("state") == "finished")
     served.end()
-    finished(db, reference)
+    finished(db, long_reference)

@@ -1,0 +1,79 @@
+"""A folder whose free space a test controls: a small tmpfs and a ballast file, or a file-size limit.
+
+Tests run as root here and in CI, so they can mount a tmpfs; where mounting is refused they
+fall back to RLIMIT_FSIZE in the child (SIGXFSZ ignored, so writes fail with EFBIG).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size_bytes: int) -> Iterator[str | None]:
+    """Mount a tmpfs of `size_bytes` on `folder` for the block; yield None, or why it could not."""
+    if os.geteuid() != 0:
+        yield "not root"
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes // 1024}k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        yield f"mount failed: {mounted.stderr.strip()}"
+        return
+    try:
+        yield None
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+@dataclass
+class FullDisk:
+    """A folder whose free space the test controls, by a tmpfs and a ballast or a file-size limit."""
+
+    folder: Path
+    how: str  # "tmpfs" or "rlimit"
+    limit: int | None = None
+    ballast: Path | None = None
+
+    def fill(self, free_bytes: int) -> None:
+        """Leave about `free_bytes` for new writes."""
+        if self.how == "rlimit":
+            self.limit = free_bytes
+            return
+        st = os.statvfs(self.folder)
+        ballast_bytes = st.f_bavail * st.f_frsize - free_bytes
+        assert ballast_bytes > 0
+        self.ballast = self.folder / "ballast"
+        with self.ballast.open("ab") as fh:  # real blocks: a sparse file would take no space
+            chunk = b"\0" * (64 << 10)
+            while ballast_bytes > 0:
+                ballast_bytes -= fh.write(chunk[: min(len(chunk), ballast_bytes)])
+
+    def free(self) -> None:
+        """Give the space back."""
+        self.limit = None
+        if self.ballast is not None:
+            self.ballast.unlink()
+            self.ballast = None
+
+    def preexec(self) -> Callable[[], None] | None:
+        """Return what the child runs before exec: the file-size limit, when that is the means."""
+        limit = self.limit
+        if limit is None:
+            return None
+
+        def apply() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return apply
