@@ -64,6 +64,19 @@ def copy(dst: Words, src: Words) -> None:
         np.copyto(dst, src)
 
 
+def copy_equal_at(dst: int, src: int, expected: int, nbytes: int) -> bool | None:
+    """Copy `nbytes` from address `src` to `dst`, then return whether the copy equals `expected`.
+
+    Works on raw addresses, as the copy-and-check loop's hot path (an ndarray's `.ctypes`
+    costs microseconds a call); the copy is compared while it is still in the cache, so the
+    source is read from memory once. Returns None where no C library is loaded.
+    """
+    if _LIBC is None:
+        return None
+    _LIBC.memcpy(dst, src, nbytes)
+    return int(_LIBC.memcmp(dst, expected, nbytes)) == 0
+
+
 def fill_byte(dst: Words, byte: int) -> None:
     """Set every byte of `dst` to `byte`."""
     if _LIBC is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from types import SimpleNamespace
 
 import pytest
@@ -151,6 +152,38 @@ def test_copy_and_check_finds_a_bad_cell_and_counts_copies() -> None:
         result = engine.copy_and_check(rounds=3)
     assert WORDS // 2 + 100 in _failing(result)
     assert result.bytes_copied == 3 * SIZE // 2
+
+
+def test_copy_and_check_fast_path_names_the_word_that_read_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drivers.memtest import kernel
+
+    if not kernel.has_libc():
+        pytest.skip("the fast path needs the C library")
+    real = kernel.copy_equal_at
+    flipped: list[int] = []
+
+    def flip_once(dst: int, src: int, expected: int, nbytes: int) -> bool | None:
+        if not flipped:  # a bit of the 6th source word flips in memory before the copy reads it
+            word = ctypes.c_uint64.from_address(src + 5 * 8)
+            word.value ^= 1 << 17
+            flipped.append(src + 5 * 8)
+        return real(dst, src, expected, nbytes)
+
+    monkeypatch.setattr(kernel, "copy_equal_at", flip_once)
+    with HostMemoryEngine(SIZE, threads=1, chunk_bytes=4096, lock=False) as engine:
+        base = kernel.address_of(engine.words)
+        result = engine.copy_and_check(rounds=2)
+    first = result.failures[0]
+    assert (first.offset_bytes, first.mask) == (flipped[0] - base, 1 << 17)
+    # The copy carried the flip on: the next round read it back from the other half, and the
+    # final check found it where round 1 copied it back.
+    at = flipped[0] - base
+    assert sorted((f.step, f.offset_bytes) for f in result.failures) == [
+        ("final", at),
+        ("round 0", at),
+        ("round 1", at + SIZE // 2),
+    ]
+    assert result.bytes_copied == 2 * SIZE // 2
 
 
 def test_host_march_action_reports_failing_words_and_bandwidth() -> None:
