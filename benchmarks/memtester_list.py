@@ -28,12 +28,14 @@ def measure(size_mb: int = 1024, memtester_mb: int = 1024) -> list[Figure]:
         result = engine.run_memtester()
         ours_s = time.perf_counter() - start
         locked = engine.buffer.locked
+        layout = f"{engine.threads} threads, {engine.chunk_words * 8 >> 10} KiB chunks"
     dropped = {t.name: t.passes for t in result.tests if t.passes != MEMTESTER_TESTS[t.name]}
     if dropped or len(result.tests) != len(MEMTESTER_TESTS) or not result.passed:
         raise RuntimeError(f"our memtester list dropped passes or failed: {dropped} {result.failed_reads}")
     notes = [
         f"ours: all {len(MEMTESTER_TESTS)} tests, {sum(MEMTESTER_TESTS.values())} passes, "
-        f"{size_mb} MiB, mlock {'on' if locked else 'refused'}, {result.bytes_per_s / 1e9:.1f} GB/s r+w"
+        f"{size_mb} MiB, {layout}, mlock {'on' if locked else 'refused'}, "
+        f"{result.bytes_per_s / 1e9:.1f} GB/s r+w"
     ]
     anchor = None
     if shutil.which("memtester") is None:

@@ -64,6 +64,28 @@ def copy(dst: Words, src: Words) -> None:
         np.copyto(dst, src)
 
 
+# The hot loops work on raw addresses: an ndarray's `.ctypes` costs microseconds a call, as much
+# as moving a few KiB. These need the C library (check has_libc() first).
+
+
+def equal_at(a: int, b: int, nbytes: int) -> bool:
+    """Return whether `nbytes` at addresses `a` and `b` are the same."""
+    assert _LIBC is not None
+    return int(_LIBC.memcmp(a, b, nbytes)) == 0
+
+
+def copy_at(dst: int, src: int, nbytes: int) -> None:
+    """Copy `nbytes` from address `src` to `dst` (no overlap)."""
+    assert _LIBC is not None
+    _LIBC.memcpy(dst, src, nbytes)
+
+
+def fill_at(dst: int, byte: int, nbytes: int) -> None:
+    """Set `nbytes` from address `dst` to `byte`."""
+    assert _LIBC is not None
+    _LIBC.memset(dst, byte & 0xFF, nbytes)
+
+
 def copy_equal_at(dst: int, src: int, expected: int, nbytes: int) -> bool | None:
     """Copy `nbytes` from address `src` to `dst`, then return whether the copy equals `expected`.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +16,7 @@ from drivers.memtest.host_engine import (
     Inverted,
     StuckAt,
     TransitionFault,
+    default_chunk_bytes,
 )
 from qualify.actions.base import ActionContext
 from qualify.actions.hostmem import HostMarchParams, _host_march
@@ -184,6 +186,54 @@ def test_copy_and_check_fast_path_names_the_word_that_read_wrong(monkeypatch: py
         ("round 1", at + SIZE // 2),
     ]
     assert result.bytes_copied == 2 * SIZE // 2
+
+
+def test_memtester_fast_path_finds_a_word_that_did_not_take_its_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from drivers.memtest import kernel
+
+    if not kernel.has_libc():
+        pytest.skip("the fast path needs the C library")
+    real = kernel.copy_at
+    missed: list[int] = []
+
+    def copy_missing_one_word(dst: int, src: int, nbytes: int) -> None:
+        real(dst, src, nbytes)
+        if not missed:  # the 10th word keeps its old value: a write that did not take
+            word = ctypes.c_uint64.from_address(dst + 9 * 8)
+            word.value = ~word.value & ((1 << 64) - 1)
+            missed.append(dst + 9 * 8)
+
+    monkeypatch.setattr(kernel, "copy_at", copy_missing_one_word)
+    with HostMemoryEngine(SIZE, threads=1, chunk_bytes=4096, lock=False) as engine:
+        base = kernel.address_of(engine.words)
+        result = engine.run_memtester(["Solid Bits"])
+    assert result.test("Solid Bits").passes == 64
+    assert [(f.step, f.offset_bytes, f.mask) for f in result.failures] == [
+        ("pass 1", missed[0] - base, (1 << 64) - 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("caches", "chunk"),
+    [
+        ({"index0": ("1", "Data", "48K"), "index2": ("2", "Unified", "1024K")}, 512 << 10),
+        ({"index2": ("2", "Unified", "2048K")}, 1 << 20),  # capped at 1 MiB
+        ({"index2": ("2", "Unified", "64K")}, 64 << 10),  # at least 64 KiB
+        ({"index1": ("1", "Instruction", "32K")}, 256 << 10),  # no L2 known: the fallback
+    ],
+)
+def test_default_chunk_is_half_the_l2(
+    tmp_path: Path, caches: dict[str, tuple[str, str, str]], chunk: int
+) -> None:
+    for name, (level, kind, size) in caches.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "level").write_text(level + "\n")
+        (folder / "type").write_text(kind + "\n")
+        (folder / "size").write_text(size + "\n")
+    assert default_chunk_bytes(tmp_path) == chunk
 
 
 def test_host_march_action_reports_failing_words_and_bandwidth() -> None:
