@@ -159,6 +159,12 @@ def format_status(status: dict[str, Any]) -> str:
         )
         if st["url"]:
             lines.append(f"  status page {st['url']}")
+        disk = st["housekeeping"].get("disk") or {}
+        if disk.get("paused"):
+            lines.append(
+                f"  PAUSED: {disk['free_mb']} MiB free for the results database (since {disk['at']}); "
+                "no run starts or resumes until there is room"
+            )
         lines.append("  slots")
         for s in st["slots"]:
             held = f"  {s['job']} ({s['plan']})" if s["job"] else ""

@@ -6,6 +6,7 @@ fall back to RLIMIT_FSIZE in the child (SIGXFSZ ignored, so writes fail with EFB
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
@@ -54,10 +55,16 @@ class FullDisk:
         ballast_bytes = st.f_bavail * st.f_frsize - free_bytes
         assert ballast_bytes > 0
         self.ballast = self.folder / "ballast"
-        with self.ballast.open("ab") as fh:  # real blocks: a sparse file would take no space
+        # Unbuffered, real blocks (a sparse file would take no space). A run writing at the same
+        # time may fill the rest first: then the file system is as full as wanted, or fuller.
+        with self.ballast.open("ab", buffering=0) as fh:
             chunk = b"\0" * (64 << 10)
-            while ballast_bytes > 0:
-                ballast_bytes -= fh.write(chunk[: min(len(chunk), ballast_bytes)])
+            try:
+                while ballast_bytes > 0:
+                    ballast_bytes -= fh.write(chunk[: min(len(chunk), ballast_bytes)])
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
 
     def free(self) -> None:
         """Give the space back."""
