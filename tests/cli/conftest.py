@@ -47,6 +47,19 @@ def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         conn.close()
 
 
+STEP_KEY = "SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id = ?"
+
+
+def latest_run_id(db: Path) -> str:
+    """Return the id of the run started last in a results database."""
+    return str(query(db, "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
+
+
+def run_steps(db: Path, run_id: str) -> list[tuple[Any, ...]]:
+    """Return a run's steps as runs are compared: (dut_serial, stage, name, iteration, status), sorted."""
+    return sorted(query(db, STEP_KEY, (run_id,)), key=str)
+
+
 @pytest.fixture
 def station_variant(tmp_path: Path) -> Callable[..., Path]:
     """Write a copy of the sim-lab station with changes applied to its data."""

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import REPO, SIM_LAB, query, run_qualify
+from tests.cli.conftest import REPO, SIM_LAB, latest_run_id, query, run_qualify, run_steps
 from tests.support.disk import FullDisk, small_tmpfs
 
 LONG = str(REPO / "tests" / "service" / "plans" / "long_ssd.yaml")  # 180 items
 QUICK = str(REPO / "tests" / "service" / "plans" / "quick_ssd.yaml")  # 12 items
-STEP_KEY = "SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id = ?"
 TMPFS_BYTES = 8 << 20
 RUN_FREE_BYTES = 2 << 20  # the whole long run needs ~5 MiB (a 4 MiB WAL, then the database)
 
@@ -73,18 +72,14 @@ def _steps_of_first_items(db: Path, run_id: str, n_items: int) -> list[tuple[Any
     return sorted((r for r in rows if r[1:4] in first), key=str)
 
 
-def _run_id(db: Path) -> str:
-    return str(query(db, "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
-
-
 def test_full_disk_mid_run_stops_keeps_every_commit_and_resumes(tmp_path: Path, full_disk: FullDisk) -> None:
     whole = tmp_path / "whole"
     whole.mkdir()
     proc = qualify(full_disk, whole, "run", LONG, "--station", str(SIM_LAB), "--seed", "11")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     whole_db = whole / "qualify.db"
-    whole_id = _run_id(whole_db)
-    expected = sorted(query(whole_db, STEP_KEY, (whole_id,)), key=str)
+    whole_id = latest_run_id(whole_db)
+    expected = run_steps(whole_db, whole_id)
 
     db = full_disk.folder / "station.db"
     full_disk.fill(RUN_FREE_BYTES)
@@ -93,7 +88,7 @@ def test_full_disk_mid_run_stops_keeps_every_commit_and_resumes(tmp_path: Path, 
     )
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr
     line = _one_error_line(proc)
-    run_id = _run_id(db)
+    run_id = latest_run_id(db)
     reason = "the file system is full" if full_disk.how == "tmpfs" else "the file-size limit"
     assert line.startswith(f"error: results database {db}: {reason}"), line
     assert line.endswith(f"free space and run 'qualify resume {run_id} --db {db}'"), line
@@ -114,13 +109,13 @@ def test_full_disk_mid_run_stops_keeps_every_commit_and_resumes(tmp_path: Path, 
     full_disk.free()
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     # Every item committed before the failure is kept, and nothing of the failed one.
-    kept = sorted(query(db, STEP_KEY, (run_id,)), key=str)
+    kept = run_steps(db, run_id)
     assert kept == _steps_of_first_items(whole_db, whole_id, kept_items)
     assert query(db, "SELECT seq FROM checkpoints WHERE run_id = ?", (run_id,)) == [(kept_items,)]
 
     proc = qualify(full_disk, tmp_path, "resume", run_id[:8], "--db", str(db))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    assert sorted(query(db, STEP_KEY, (run_id,)), key=str) == expected
+    assert run_steps(db, run_id) == expected
     assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("completed",)]
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     print(f"{full_disk.how}: the database filled after item {kept_items} of 180; resumed to the end")
@@ -143,7 +138,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     proc = qualify(FullDisk(source, "rlimit"), source, "run", LONG, "--station", str(SIM_LAB))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     db = source / "qualify.db"
-    return db, _run_id(db)
+    return db, latest_run_id(db)
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import REPO, query, run_qualify
+from tests.cli.conftest import REPO, latest_run_id, query, run_qualify, run_steps
 
 SMOKE = str(REPO / "test_plans" / "common" / "station_smoke.yaml")
-STEP_KEY = "SELECT dut_serial, stage, name, iteration, status FROM steps WHERE run_id = ?"
-
-
-def _run_id(db: Path) -> str:
-    rows = query(db, "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1")
-    return str(rows[0][0])
 
 
 def test_main_job_records_everything_and_writes_report(tmp_path: Path) -> None:
@@ -26,7 +20,7 @@ def test_main_job_records_everything_and_writes_report(tmp_path: Path) -> None:
     db = tmp_path / "qualify.db"
     for table in ("runs", "duts", "steps", "measurements", "instruments", "telemetry", "events"):
         assert query(db, f"SELECT COUNT(*) FROM {table}")[0][0] > 0, table
-    run_id = _run_id(db)
+    run_id = latest_run_id(db)
     assert query(db, "SELECT status, lot, seed, plan FROM runs")[0] == (
         "completed",
         "DEMO-LOT",
@@ -171,7 +165,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path, kill: tupl
     whole = tmp_path / "whole"
     whole.mkdir()
     assert run_qualify(whole, "run", SMOKE, "--sim", "--seed", "11").returncode == 0
-    expected = sorted(query(whole / "qualify.db", STEP_KEY, (_run_id(whole / "qualify.db"),)), key=str)
+    expected = run_steps(whole / "qualify.db", latest_run_id(whole / "qualify.db"))
 
     cut = tmp_path / "cut"
     cut.mkdir()
@@ -189,14 +183,14 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path, kill: tupl
     )
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     db = cut / "qualify.db"
-    run_id = _run_id(db)
-    before = query(db, STEP_KEY, (run_id,))
+    run_id = latest_run_id(db)
+    before = run_steps(db, run_id)
     assert 0 < len(before) < len(expected)
     assert query(db, "SELECT status FROM runs")[0][0] == "running"
 
     resumed = run_qualify(cut, "resume", run_id[:8])
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    after = sorted(query(db, STEP_KEY, (run_id,)), key=str)
+    after = run_steps(db, run_id)
     assert after == expected
     assert query(db, "SELECT status FROM runs")[0][0] == "completed"
     measurements = query(
@@ -223,7 +217,7 @@ def test_resume_refuses_a_changed_plan(tmp_path: Path) -> None:
     )
     assert proc.returncode == -signal.SIGKILL
     plan.write_text(plan.read_text().replace("hot_c: 50", "hot_c: 45"))
-    run_id = _run_id(tmp_path / "qualify.db")
+    run_id = latest_run_id(tmp_path / "qualify.db")
     proc = run_qualify(tmp_path, "resume", run_id)
     assert proc.returncode == 2
     assert "changed since the run started" in proc.stderr and "Traceback" not in proc.stderr
@@ -272,7 +266,7 @@ def test_five_sigkills_at_random_points_each_resumed(tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     whole.mkdir()
     assert run_qualify(whole, "run", SMOKE, "--sim", "--seed", "5").returncode == 0
-    expected = sorted(query(whole / "qualify.db", STEP_KEY, (_run_id(whole / "qualify.db"),)), key=str)
+    expected = run_steps(whole / "qualify.db", latest_run_id(whole / "qualify.db"))
 
     cut = tmp_path / "cut"
     cut.mkdir()
@@ -290,12 +284,12 @@ def test_five_sigkills_at_random_points_each_resumed(tmp_path: Path) -> None:
     )
     assert proc.returncode == -signal.SIGKILL
     db = cut / "qualify.db"
-    run_id = _run_id(db)
+    run_id = latest_run_id(db)
     for _ in range(4):
         kind = rng.choice(["QUALIFY_KILL_IN_COMMIT", "QUALIFY_KILL_BEFORE_ITEM"])
         proc = run_qualify(cut, "resume", run_id, *killer, env={kind: str(rng.randint(1, 2))})
         assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr
     final = run_qualify(cut, "resume", run_id)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr
-    assert sorted(query(db, STEP_KEY, (run_id,)), key=str) == expected
+    assert run_steps(db, run_id) == expected
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
