@@ -7,28 +7,9 @@ from pathlib import Path
 
 from qualify.report.render import render_run
 from qualify.store.db import Batch, Store
+from tests.unit.export_db import run_row
 
-RUN = {
-    "id": "big-run",
-    "plan": "big",
-    "plan_version": "1",
-    "plan_sha256": "0" * 64,
-    "station": "s",
-    "lot": "L",
-    "seed": 1,
-    "status": "completed",
-    "started_at": "2026-01-01T00:00:00Z",
-    "ended_at": "2026-01-02T00:00:00Z",
-    "software_version": "0",
-    "git_commit": None,
-    "host": "h",
-    "operator": None,
-    "plan_path": "/p",
-    "station_path": "/s",
-    "station_sha256": "1" * 64,
-    "options_json": "{}",
-    "message": None,
-}
+RUN = run_row("big-run")
 
 
 def _big_run(db: Path, duts: int) -> None:

@@ -10,28 +10,9 @@ import pytest
 from qualify.errors import InputError
 from qualify.store.db import Batch, Store
 from qualify.store.migrations import MIGRATIONS
+from tests.unit.export_db import run_row
 
-RUN = {
-    "id": "r1",
-    "plan": "p",
-    "plan_version": "1",
-    "plan_sha256": "0" * 64,
-    "station": "s",
-    "lot": "L",
-    "seed": 1,
-    "status": "running",
-    "started_at": "2026-01-01T00:00:00Z",
-    "ended_at": None,
-    "software_version": "0",
-    "git_commit": None,
-    "host": "h",
-    "operator": None,
-    "plan_path": "/p",
-    "station_path": "/s",
-    "station_sha256": "1" * 64,
-    "options_json": "{}",
-    "message": None,
-}
+RUN = run_row("r1", status="running", ended_at=None)
 
 
 def test_migrations_are_recorded_once_and_wal_is_on(tmp_path: Path) -> None:
