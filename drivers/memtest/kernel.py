@@ -86,17 +86,13 @@ def fill_at(dst: int, byte: int, nbytes: int) -> None:
     _LIBC.memset(dst, byte & 0xFF, nbytes)
 
 
-def copy_equal_at(dst: int, src: int, expected: int, nbytes: int) -> bool | None:
+def copy_equal_at(dst: int, src: int, expected: int, nbytes: int) -> bool:
     """Copy `nbytes` from address `src` to `dst`, then return whether the copy equals `expected`.
 
-    Works on raw addresses, as the copy-and-check loop's hot path (an ndarray's `.ctypes`
-    costs microseconds a call); the copy is compared while it is still in the cache, so the
-    source is read from memory once. Returns None where no C library is loaded.
+    The copy is compared while it is still in the cache, so the source is read from memory once.
     """
-    if _LIBC is None:
-        return None
-    _LIBC.memcpy(dst, src, nbytes)
-    return int(_LIBC.memcmp(dst, expected, nbytes)) == 0
+    copy_at(dst, src, nbytes)
+    return equal_at(dst, expected, nbytes)
 
 
 def fill_byte(dst: Words, byte: int) -> None:

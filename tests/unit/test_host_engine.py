@@ -164,7 +164,7 @@ def test_copy_and_check_fast_path_names_the_word_that_read_wrong(monkeypatch: py
     real = kernel.copy_equal_at
     flipped: list[int] = []
 
-    def flip_once(dst: int, src: int, expected: int, nbytes: int) -> bool | None:
+    def flip_once(dst: int, src: int, expected: int, nbytes: int) -> bool:
         if not flipped:  # a bit of the 6th source word flips in memory before the copy reads it
             word = ctypes.c_uint64.from_address(src + 5 * 8)
             word.value ^= 1 << 17
