@@ -61,8 +61,8 @@ def test_full_disk_pauses_the_service_and_the_run_resumes_when_there_is_room(
         wait_for("the service to pause", lambda: any("paused:" in line for line in served.lines))
         pid = int(_job(db, "queue:long")["pid"])
         wait_for("the run to stop", lambda: not Path(f"/proc/{pid}").exists())
-        # Some room, still below min_free_mb: the service records what happened and waits.
-        disk.free()
+        # Some room, still below min_free_mb: the service records what happened and waits. (The
+        # ballast shrinks in one step; freeing it all first would let the service resume at once.)
         disk.fill(1 << 20)
         wait_for("the run to wait for room", lambda: _job(db, "queue:long").get("state") == "interrupted")
         kept = _progress(db)

@@ -47,12 +47,17 @@ class FullDisk:
     ballast: Path | None = None
 
     def fill(self, free_bytes: int) -> None:
-        """Leave about `free_bytes` for new writes."""
+        """Leave about `free_bytes` for new writes (by growing the ballast, or by shrinking it)."""
         if self.how == "rlimit":
             self.limit = free_bytes
             return
         st = os.statvfs(self.folder)
         ballast_bytes = st.f_bavail * st.f_frsize - free_bytes
+        if ballast_bytes < 0 and self.ballast is not None:
+            # Give back only the difference, in one truncate: freeing the whole ballast first
+            # would show a watcher (the station service) a moment with plenty of room.
+            os.truncate(self.ballast, max(0, self.ballast.stat().st_size + ballast_bytes))
+            return
         assert ballast_bytes > 0
         self.ballast = self.folder / "ballast"
         # Unbuffered, real blocks (a sparse file would take no space). A run writing at the same
