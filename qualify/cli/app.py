@@ -14,6 +14,7 @@ import typer
 
 from qualify import __version__
 from qualify.errors import EXIT_BAD_INPUT, EXIT_HARNESS, InputError, QualifyError
+from qualify.files import keep_going_when_output_fails
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -539,6 +540,7 @@ def version() -> None:
 
 def main() -> None:
     """Run the CLI."""
+    keep_going_when_output_fails()
     app(prog_name="qualify")
 
 

@@ -41,7 +41,9 @@ def main(argv: list[str]) -> None:
         raise SystemExit(2)
     _die_with_parent(int(argv[1]))
     from qualify.cli.app import app
+    from qualify.files import keep_going_when_output_fails
 
+    keep_going_when_output_fails()  # its log is on the database's file system, which may fill
     app(args=argv[3:], prog_name="qualify")
 
 

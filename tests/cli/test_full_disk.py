@@ -9,10 +9,12 @@ say so in a warning. The `rlimit` cases run that fallback on purpose, so both pa
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,58 @@ def test_report_and_export_to_a_full_disk_leave_no_partial_file(
     proc = qualify(full_disk, db.parent, *args, "--db", str(db))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (full_disk.folder / target).stat().st_size > 64 << 10
+
+
+def _run_with_output_refused(
+    cwd: Path, *args: str, preexec_fn: Callable[[], None] | None = None
+) -> tuple[int, str]:
+    """Run the CLI with stdout on /dev/full (every write refused, ENOSPC) and stderr in a file."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("QUALIFY_DB", None)
+    err = cwd / "stderr.txt"
+    with open("/dev/full", "wb") as full, err.open("wb") as err_file:
+        code = subprocess.call(
+            [sys.executable, "-m", "qualify", *args],
+            stdout=full,
+            stderr=err_file,
+            cwd=cwd,
+            env=env,
+            timeout=180,
+            preexec_fn=preexec_fn,
+        )
+    return code, err.read_text(errors="replace")
+
+
+def test_run_whose_output_is_refused_still_records_every_result(tmp_path: Path) -> None:
+    # A station's log disk fills (or an operator's pipe closes): the results go on into the
+    # database and the run completes; before, the first refused print ended it with a traceback.
+    db = tmp_path / "q.db"
+    code, err = _run_with_output_refused(tmp_path, "run", QUICK, "--station", str(SIM_LAB), "--db", str(db))
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    run_id = latest_run_id(db)
+    assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("completed",)]
+    assert len(run_steps(db, run_id)) > 0
+
+
+def test_run_with_both_its_output_and_its_database_full_still_exits_3_and_resumes(
+    tmp_path: Path, full_disk: FullDisk
+) -> None:
+    # As under the station service, whose runs log on the database's file system: when it
+    # fills, the run must still end as a full disk (exit 3, resumable), not as a traceback from
+    # a print (exit 1), nor 120 from Python's last flush of stdout.
+    db = full_disk.folder / "station.db"
+    full_disk.fill(RUN_FREE_BYTES)
+    code, err = _run_with_output_refused(
+        tmp_path, "run", LONG, "--station", str(SIM_LAB), "--db", str(db), preexec_fn=full_disk.preexec()
+    )
+    assert code == 3 and "Traceback" not in err, err[-3000:]
+    reason = "the file system is full" if full_disk.how == "tmpfs" else "the file-size limit"
+    assert err.startswith(f"error: results database {db}: {reason}"), err
+    run_id = latest_run_id(db)
+    kept = query(db, "SELECT seq FROM checkpoints WHERE run_id = ?", (run_id,))
+    assert kept and 5 < kept[0][0] < 180, kept
+
+    full_disk.free()
+    proc = qualify(full_disk, tmp_path, "resume", run_id, "--db", str(db))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("completed",)]
