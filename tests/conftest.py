@@ -13,16 +13,21 @@ REPO = Path(__file__).resolve().parents[1]
 MAIN_JOB = ("run", "jesd218_enterprise", "--sim", "--lot", "DEMO-LOT")
 
 
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the environment a `python -m qualify` child runs in: this checkout, no $QUALIFY_DB."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
+    env.pop("QUALIFY_DB", None)
+    return env
+
+
 @pytest.fixture(scope="session")
 def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """Run the README's main job once (JESD218 enterprise on the simulated lot) for every test that reads it."""
     folder = tmp_path_factory.mktemp("main-job")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("QUALIFY_DB", None)
     proc = subprocess.run(
         [sys.executable, "-m", "qualify", *MAIN_JOB],
         cwd=folder,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, cli_env
+
 SIM_LAB = REPO / "fixtures" / "stations" / "sim-lab.yaml"
 
 
@@ -25,12 +25,10 @@ def run_qualify(
     preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the qualify CLI in a subprocess and return the completed process."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    full_env.pop("QUALIFY_DB", None)
     return subprocess.run(
         [sys.executable, "-m", "qualify", *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,7 +9,6 @@ say so in a warning. The `rlimit` cases run that fallback on purpose, so both pa
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import REPO, SIM_LAB, latest_run_id, query, run_qualify, run_steps
+from tests.conftest import cli_env
 from tests.support.disk import FullDisk, small_tmpfs
 
 LONG = str(REPO / "tests" / "service" / "plans" / "long_ssd.yaml")  # 180 items
@@ -179,8 +179,6 @@ def _run_with_output_refused(
     cwd: Path, *args: str, preexec_fn: Callable[[], None] | None = None
 ) -> tuple[int, str]:
     """Run the CLI with stdout on /dev/full (every write refused, ENOSPC) and stderr in a file."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("QUALIFY_DB", None)
     err = cwd / "stderr.txt"
     with open("/dev/full", "wb") as full, err.open("wb") as err_file:
         code = subprocess.call(
@@ -188,7 +186,7 @@ def _run_with_output_refused(
             stdout=full,
             stderr=err_file,
             cwd=cwd,
-            env=env,
+            env=cli_env({"PYTHONDONTWRITEBYTECODE": "1"}),
             timeout=180,
             preexec_fn=preexec_fn,
         )
