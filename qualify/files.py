@@ -49,6 +49,44 @@ def file_error(path: Path, exc: OSError, doing: str = "write") -> QualifyError:
     return HarnessError(f"cannot {doing} {path}: {detail}")
 
 
+class FileSet:
+    """Files written as one set: each to a temporary file beside it, all moved into place at the end."""
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[Path, Path]] = []  # (temporary, target)
+
+    @contextmanager
+    def path(self, target: Path) -> Iterator[Path]:
+        """Yield the temporary path for `target`; an OSError in the block names `target` and why."""
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        self.staged.append((tmp, target))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            yield tmp
+        except OSError as exc:
+            raise file_error(target, exc) from None
+
+
+@contextmanager
+def file_set() -> Iterator[FileSet]:
+    """Yield a FileSet whose files appear only if the whole block succeeds, and then all of them.
+
+    A full file system part-way through an export's tables then leaves none of the new tables
+    and an earlier export's set whole, instead of a mix of two runs or a half set.
+    """
+    files = FileSet()
+    try:
+        yield files
+        for tmp, target in files.staged:
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise file_error(target, exc) from None
+    finally:
+        for tmp, _ in files.staged:
+            tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` and move it into place only when the block succeeds.
@@ -56,15 +94,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     A sink watching the folder then never picks up a half-written file, and a full file
     system leaves no file behind, only a QualifyError naming `path` and the reason.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with file_set() as files, files.path(path) as tmp:
         yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise file_error(path, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class _DroppingWriter(io.RawIOBase):

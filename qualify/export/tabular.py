@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from qualify.errors import InputError
-from qualify.export.common import CHUNK_ROWS, atomic_path, folder_target, inside, open_run, stream_rows
+from qualify.export.common import CHUNK_ROWS, folder_target, inside, open_run, stream_rows
+from qualify.files import file_set
 from qualify.store.db import Store
 
 _S, _I, _F = "string", "int64", "float64"
@@ -96,11 +97,11 @@ _QUERIES = {
 
 def write_csv(db: Path, run_id: str, output: Path, *, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write measurements.csv, steps.csv and telemetry.csv of a run into the folder `output`."""
-    with open_run(db, run_id) as (store, run):
+    with open_run(db, run_id) as (store, run), file_set() as files:
         folder = folder_target(output)
         for table, columns in TABLES.items():
             target = inside(folder, f"{table}.csv")
-            with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+            with files.path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow([name for name, _ in columns])
                 for chunk in _chunks(store, table, run["id"], chunk_rows):
@@ -111,12 +112,12 @@ def write_csv(db: Path, run_id: str, output: Path, *, chunk_rows: int = CHUNK_RO
 def write_parquet(db: Path, run_id: str, output: Path, *, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write measurements.parquet, steps.parquet and telemetry.parquet of a run into the folder `output`."""
     pa, pq = _pyarrow()
-    with open_run(db, run_id) as (store, run):
+    with open_run(db, run_id) as (store, run), file_set() as files:
         folder = folder_target(output)
         for table, columns in TABLES.items():
             schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in columns])
             target = inside(folder, f"{table}.parquet")
-            with atomic_path(target) as tmp:
+            with files.path(target) as tmp:
                 writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
                 try:
                     for chunk in _chunks(store, table, run["id"], chunk_rows):

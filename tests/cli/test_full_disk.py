@@ -226,3 +226,35 @@ def test_run_with_both_its_output_and_its_database_full_still_exits_3_and_resume
     proc = qualify(full_disk, tmp_path, "resume", run_id, "--db", str(db))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("completed",)]
+
+
+def test_a_folder_export_that_fails_part_way_leaves_the_folder_as_it_was(
+    full_disk: FullDisk, finished_run: tuple[Path, str]
+) -> None:
+    # The tables of an export are one set: with room for measurements.csv (~345 KiB) but not for
+    # steps.csv after it, none of the new tables may appear, and an earlier export's set stays
+    # whole rather than mixing runs. (A file-size limit refuses per file, the largest first.)
+    if full_disk.how != "tmpfs":
+        pytest.skip("needs a file system that fills part-way through the set")
+    db, run_id = finished_run
+    tables = full_disk.folder / "tables"
+    tables.mkdir()
+    earlier = {name: f"earlier {name}\n" for name in ("measurements.csv", "steps.csv", "telemetry.csv")}
+    for name, text in earlier.items():
+        (tables / name).write_text(text)
+    full_disk.fill(400 << 10)
+    proc = qualify(
+        full_disk, db.parent, "export", run_id, "--format", "csv", "-o", str(tables), "--db", str(db)
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    line = _one_error_line(proc)
+    assert line.startswith(f"error: cannot write {tables / 'steps.csv'}: the file system is full"), line
+    assert {p.name: p.read_text() for p in tables.iterdir()} == earlier, "the earlier set changed"
+
+    full_disk.free()
+    proc = qualify(
+        full_disk, db.parent, "export", run_id, "--format", "csv", "-o", str(tables), "--db", str(db)
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tables.iterdir()) == sorted(earlier)
+    assert all(not (tables / name).read_text().startswith("earlier") for name in earlier)
