@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -167,11 +169,14 @@ class ServiceProcesses:
     """Start station services as processes (SIM_LAB unless `station`); close() kills any still running.
 
     Keyword arguments go to serve_station (`clock_start` as an ISO-8601 string); no status page
-    unless `http_port` is given.
+    unless `http_port` is given. Each service's output goes to a file, not a pipe: a pipe nobody
+    reads until the end would block a talkative service (one retrying a locked database on a
+    loaded machine, say) once 64 KiB are unread, and the test would wait on a stalled service.
     """
 
     def __init__(self) -> None:
         self.started: list[subprocess.Popen[str]] = []
+        self.folder = Path(tempfile.mkdtemp(prefix="qualify-services-"))
 
     def __call__(
         self, db: Path, queue: Path, station: Path | None = None, **kwargs: Any
@@ -186,18 +191,32 @@ class ServiceProcesses:
             "serve_station(sys.argv[1], sys.argv[2], sys.argv[3], **kw)"
         )
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(station or SIM_LAB), str(queue), str(db), json.dumps(kwargs)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        with self._log(len(self.started)).open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(station or SIM_LAB), str(queue), str(db), json.dumps(kwargs)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
         self.started.append(proc)
         return proc
+
+    def _log(self, index: int) -> Path:
+        return self.folder / f"service-{index}.log"
+
+    def output(self, proc: subprocess.Popen[str]) -> str:
+        """Return what a service has printed so far."""
+        return self._log(self.started.index(proc)).read_text(errors="replace")
+
+    def finish(self, proc: subprocess.Popen[str], timeout: float = 120) -> str:
+        """Wait for a service (already told to stop) to end; return all it printed."""
+        proc.wait(timeout=timeout)
+        return self.output(proc)
 
     def close(self) -> None:
         for proc in self.started:
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate(timeout=60)
+                proc.wait(timeout=60)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def _serve_to_the_end(start: ServiceProcesses, db: Path, queue: Path) -> str:
     proc = start(db, queue, FACTORY, clock_start=CLOCK_START)
     wait_for("both sweeps to finish", lambda: _finished(db), timeout=600)
     proc.terminate()
-    out, _ = proc.communicate(timeout=120)
+    out = start.finish(proc)
     assert proc.returncode == 0, out
     return out
 
@@ -139,7 +139,7 @@ def test_station_of_96_slots_survives_20_service_kills(
             wait_for("the runs to move on", functools.partial(_moved_on, db, target))
             time.sleep(rng.uniform(0.0, 0.3))
         proc.kill()
-        proc.communicate(timeout=60)
+        service_process.finish(proc, timeout=60)
         moments.append(_progress(db))
         if _finished(db):
             break

@@ -69,12 +69,12 @@ def test_service_memory_is_flat_over_a_simulated_month(
     rss: list[int] = []
     for day in range(1, DAYS + 1):
         wait_for(f"day {day}'s sweep to end", functools.partial(_day_over, db, day, proc))
-        assert proc.poll() is None, proc.communicate()[0]
+        assert proc.poll() is None, service_process.output(proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:  # a supervisor looks
             assert page.status == 200 and b"sim-lab" in page.read()
         rss.append(_rss_kib(proc.pid))
     proc.terminate()
-    out, _ = proc.communicate(timeout=120)
+    out = service_process.finish(proc)
     assert proc.returncode == 0, out
 
     jobs = rows(db, "SELECT id, state FROM station_jobs ORDER BY id")

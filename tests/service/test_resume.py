@@ -88,7 +88,7 @@ def test_killed_then_stopped_service_resumes_its_run(
     done_before = progress(db)
     wait_for("the resumed run to move on", lambda: progress(db) >= done_before + 10)
     second.send_signal(signal.SIGTERM)
-    out, _ = second.communicate(timeout=120)
+    out = service_process.finish(second)
     assert second.returncode == 0, out
     j = job(db)
     assert "stopping 1 run(s)" in out and "to resume at the next start" in out, out
