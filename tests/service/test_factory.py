@@ -120,6 +120,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[
     return steps
 
 
+# pyproject's 300 s per test guards against hangs; this one also runs the module's reference sweeps
+# (its setup counts) and 21 service lives: ~3 min on 2 free cores, twice that on a busy machine.
+@pytest.mark.timeout(900)
 def test_station_of_96_slots_survives_20_service_kills(
     tmp_path: Path,
     service_process: ServiceProcesses,

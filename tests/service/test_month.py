@@ -57,6 +57,7 @@ def _ended(db: Path) -> list[str]:
     ]
 
 
+@pytest.mark.timeout(900)  # 30 simulated days take minutes; the default 300 s is a hang guard
 def test_service_memory_is_flat_over_a_simulated_month(
     tmp_path: Path, service_process: ServiceProcesses
 ) -> None:
