@@ -229,14 +229,21 @@ def test_run_with_both_its_output_and_its_database_full_still_exits_3_and_resume
 
 
 def test_a_folder_export_that_fails_part_way_leaves_the_folder_as_it_was(
-    full_disk: FullDisk, finished_run: tuple[Path, str]
+    tmp_path: Path, finished_run: tuple[Path, str]
 ) -> None:
     # The tables of an export are one set: with room for measurements.csv (~345 KiB) but not for
     # steps.csv after it, none of the new tables may appear, and an earlier export's set stays
-    # whole rather than mixing runs. (A file-size limit refuses per file, the largest first.)
-    if full_disk.how != "tmpfs":
-        pytest.skip("needs a file system that fills part-way through the set")
-    db, run_id = finished_run
+    # whole rather than mixing runs. Only a real file system fills part-way through a set (a
+    # file-size limit refuses per file, and measurements.csv is the largest).
+    folder = tmp_path / "small"
+    folder.mkdir()
+    with small_tmpfs(folder, TMPFS_BYTES) as reason:
+        if reason is not None:
+            pytest.skip(f"needs a tmpfs to fill: {reason}")
+        _export_fails_part_way(FullDisk(folder, "tmpfs"), *finished_run)
+
+
+def _export_fails_part_way(full_disk: FullDisk, db: Path, run_id: str) -> None:
     tables = full_disk.folder / "tables"
     tables.mkdir()
     earlier = {name: f"earlier {name}\n" for name in ("measurements.csv", "steps.csv", "telemetry.csv")}
