@@ -21,7 +21,7 @@ import pytest
 
 from tests.cli.conftest import REPO, SIM_LAB, latest_run_id, query, run_qualify, run_steps
 from tests.conftest import cli_env
-from tests.support.disk import FullDisk, small_tmpfs
+from tests.support.disk import FullDisk, small_tmpfs, tmpfs_or_skip
 
 LONG = str(REPO / "tests" / "service" / "plans" / "long_ssd.yaml")  # 180 items
 QUICK = str(REPO / "tests" / "service" / "plans" / "quick_ssd.yaml")  # 12 items
@@ -235,12 +235,8 @@ def test_a_folder_export_that_fails_part_way_leaves_the_folder_as_it_was(
     # steps.csv after it, none of the new tables may appear, and an earlier export's set stays
     # whole rather than mixing runs. Only a real file system fills part-way through a set (a
     # file-size limit refuses per file, and measurements.csv is the largest).
-    folder = tmp_path / "small"
-    folder.mkdir()
-    with small_tmpfs(folder, TMPFS_BYTES) as reason:
-        if reason is not None:
-            pytest.skip(f"needs a tmpfs to fill: {reason}")
-        _export_fails_part_way(FullDisk(folder, "tmpfs"), *finished_run)
+    with tmpfs_or_skip(tmp_path, TMPFS_BYTES) as disk:
+        _export_fails_part_way(disk, *finished_run)
 
 
 def _export_fails_part_way(full_disk: FullDisk, db: Path, run_id: str) -> None:

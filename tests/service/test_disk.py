@@ -14,13 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from qualify.service.status import format_status, station_status
 from qualify.service.web import render_status_page
 from tests.cli.conftest import SIM_LAB
 from tests.service.conftest import PLANS, Served, rows, steps_of, wait_for, write_queue
-from tests.support.disk import FullDisk, small_tmpfs
+from tests.support.disk import tmpfs_or_skip
 
 TMPFS_BYTES = 24 << 20
 QUEUE = """
@@ -45,13 +43,8 @@ def _progress(db: Path) -> int:
 def test_full_disk_pauses_the_service_and_the_run_resumes_when_there_is_room(
     tmp_path: Path, serve: Callable[..., Served], long_reference: list[tuple[Any, ...]]
 ) -> None:
-    folder = tmp_path / "small"
-    folder.mkdir()
-    with small_tmpfs(folder, TMPFS_BYTES) as reason:
-        if reason is not None:
-            pytest.skip(f"needs a tmpfs to fill: {reason}")
-        disk = FullDisk(folder, "tmpfs")
-        db = folder / "station.db"
+    with tmpfs_or_skip(tmp_path, TMPFS_BYTES) as disk:
+        db = disk.folder / "station.db"
         queue = write_queue(tmp_path / "queue.yaml", QUEUE)  # the queue is on another file system
         served = serve(SIM_LAB, queue, db, http_port=None)
         wait_for("the run to get going", lambda: _progress(db) >= 20)

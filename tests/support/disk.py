@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 
 @contextmanager
 def small_tmpfs(folder: Path, size_bytes: int) -> Iterator[str | None]:
@@ -35,6 +37,17 @@ def small_tmpfs(folder: Path, size_bytes: int) -> Iterator[str | None]:
         yield None
     finally:
         subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+@contextmanager
+def tmpfs_or_skip(tmp_path: Path, size_bytes: int) -> Iterator[FullDisk]:
+    """Yield a FullDisk on a new tmpfs in `tmp_path`; skip the test where none can be mounted."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    with small_tmpfs(folder, size_bytes) as reason:
+        if reason is not None:
+            pytest.skip(f"needs a tmpfs to fill: {reason}")
+        yield FullDisk(folder, "tmpfs")
 
 
 @dataclass
