@@ -95,7 +95,6 @@ class _Housekeeping:
     last_sync: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
     sync_thread: threading.Thread | None = None
-    low_disk: bool = False
 
 
 class StationService:
@@ -471,8 +470,7 @@ class StationService:
         free = free_bytes(self.db_path.parent)
         need = self.settings.min_free_mb * 2**20
         low = free is not None and free < need
-        if low != self.house.low_disk:
-            self.house.low_disk = low
+        if low != bool(self.house.info.get("disk", {}).get("paused")):
             free_mb = (free or 0) / 2**20
             self.house.info["disk"] = {"free_mb": round(free_mb, 1), "paused": low, "at": utc_now()}
             if low:
