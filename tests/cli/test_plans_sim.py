@@ -26,6 +26,7 @@ def _criteria(db: Path) -> dict[str, tuple[str, float | None]]:
 def test_main_job_passes_its_criteria(main_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, proc = main_job
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stdout[-3000:] + proc.stderr
     db = folder / "qualify.db"
     assert query(db, "SELECT plan, status, lot FROM runs") == [
         ("jesd218_enterprise", "completed", "DEMO-LOT")
